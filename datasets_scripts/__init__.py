@@ -1,0 +1,1 @@
+"""Dataset builders for the SiaSamRea benchmarks and the synthetic VideoQA generator."""

@@ -1,0 +1,1 @@
+"""SiaSamRea model package (flat, shipped as Hub custom code)."""

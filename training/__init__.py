@@ -1,0 +1,1 @@
+"""SiaSamRea training code: Trainer, collator, entry points, configs and the command line."""
