@@ -1,0 +1,128 @@
+"""SiaSamRea model configuration."""
+
+from transformers import BertConfig, PreTrainedConfig, ResNetConfig
+
+TASKS = ("open_ended", "multiple_choice", "count")
+KNOWLEDGE_MODES = ("similarity", "average")
+
+
+class SiaSamReaConfig(PreTrainedConfig):
+    r"""
+    Configuration of a SiaSamRea model: ClipBERT's video encoder and multimodal transformer plus the siamese knowledge
+    generation (SKG) and reasoning (SKR) training head of "Learning from Inside: Self-driven Siamese Sampling and
+    Reasoning for Video Question Answering" (NeurIPS 2021). Defaults follow §4.2 of the paper and
+    `design-notes.md`; every reading of an ambiguous point of the paper is a switch here.
+
+    Args:
+        vision_config (`dict` or `ResNetConfig`, *optional*):
+            Configuration of the frame encoder (transformers' ResNet). Defaults to ResNet-50.
+        text_config (`dict` or `BertConfig`, *optional*):
+            Configuration of the text embeddings and the multimodal transformer (transformers' BERT). Defaults to
+            BERT-base.
+        task (`str`, *optional*, defaults to `"open_ended"`):
+            `"open_ended"` (classification over a fixed answer vocabulary, cross-entropy), `"multiple_choice"` (one
+            score per `question [SEP] choice`, summed pairwise hinge loss) or `"count"` (regression, MSE).
+        num_answers (`int`, *optional*):
+            Size of the answer vocabulary for `"open_ended"`. Taken from `id2label` when that is given.
+        num_siamese_clips (`int`, *optional*, defaults to 8):
+            Siamese clips sampled next to the anchor in training, so each video gives `N = 1 + num_siamese_clips`
+            clips (paper: N = 9). The clip weights W1, W2 of Eq. 5 have N entries.
+        siamese_loss_weight (`float`, *optional*, defaults to 1.0):
+            α of Eq. 8, the weight of the soft-label loss L_siamese.
+        siamese_omega (`float`, *optional*, defaults to 0.5):
+            ω of Eq. 5, mixing the propagated predictions (ÂP) and the plain predictions (P) into the soft label Q.
+        siamese_temperature (`float`, *optional*, defaults to 1.0):
+            Temperature dividing the cosine similarities before the row softmax of Eq. 2 (the paper uses 1).
+        siamese_knowledge (`str`, *optional*, defaults to `"similarity"`):
+            `"similarity"`: Â from feature similarities (Eq. 1-2). `"average"`: Â(i, j) = 1/(N-1) for j != i, the
+            "w/ SKR" ablation of Table 1.
+        siamese_projection (`bool`, *optional*, defaults to `False`):
+            Apply a learnable linear map F to the clip-text features before Eq. 1 (identity when `False`).
+        learnable_clip_weights (`bool`, *optional*, defaults to `True`):
+            Learn W1 and W2 of Eq. 5 (softmax over N logits, so Q stays a distribution). When `False` both are
+            uniform and the ground-truth term on Q is dropped (the paper's W1/W2 ablation).
+        siamese_clips_supervised (`bool`, *optional*, defaults to `False`):
+            Also apply the ground-truth loss to every siamese clip (and let them receive gradient). By default the
+            siamese clips only act as the teacher and run under `torch.no_grad`.
+        vision_frozen_batchnorm (`bool`, *optional*, defaults to `True`):
+            Keep the ResNet's BatchNorm layers in inference mode with fixed statistics and affine parameters, as
+            ClipBERT's detectron2 backbone does (batches of one video per GPU are common).
+        max_grid_row_position_embeddings (`int`, *optional*, defaults to 100):
+            Largest number of rows of visual tokens (frame height / 64 after the grid encoder's pooling).
+        max_grid_col_position_embeddings (`int`, *optional*, defaults to 100):
+            Largest number of columns of visual tokens.
+
+    Example:
+
+    ```python
+    >>> from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering
+
+    >>> config = SiaSamReaConfig(task="open_ended", num_answers=1000)
+    >>> model = SiaSamReaForVideoQuestionAnswering(config)
+    ```"""
+
+    model_type = "siasamrea"
+    sub_configs_defaults = {"vision_config": ResNetConfig, "text_config": BertConfig}
+
+    vision_config: dict | ResNetConfig | None = None
+    text_config: dict | BertConfig | None = None
+    task: str = "open_ended"
+    num_answers: int | None = None
+    num_siamese_clips: int = 8
+    siamese_loss_weight: float = 1.0
+    siamese_omega: float = 0.5
+    siamese_temperature: float = 1.0
+    siamese_knowledge: str = "similarity"
+    siamese_projection: bool = False
+    learnable_clip_weights: bool = True
+    siamese_clips_supervised: bool = False
+    vision_frozen_batchnorm: bool = True
+    max_grid_row_position_embeddings: int = 100
+    max_grid_col_position_embeddings: int = 100
+
+    def __post_init__(self, **kwargs):
+        if self.id2label is None and self.num_answers is not None:
+            self.id2label = {i: f"LABEL_{i}" for i in range(self.num_answers)}
+            self.label2id = {label: i for i, label in self.id2label.items()}
+        super().__post_init__(**kwargs)
+        if self.task == "open_ended":
+            if self.num_answers is not None and self.num_answers != self.num_labels:
+                raise ValueError(
+                    f"num_answers={self.num_answers} does not match id2label, which has {self.num_labels} answers."
+                )
+            self.num_answers = self.num_labels
+        self.validate_siamese()
+
+    def validate_siamese(self) -> None:
+        """Raise a `ValueError` naming the field for any value outside its domain."""
+        checks = [
+            (self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}"),
+            (
+                self.siamese_knowledge in KNOWLEDGE_MODES,
+                f"siamese_knowledge must be one of {KNOWLEDGE_MODES}, got {self.siamese_knowledge!r}",
+            ),
+            (self.num_siamese_clips >= 0, f"num_siamese_clips must be >= 0, got {self.num_siamese_clips}"),
+            (self.siamese_loss_weight >= 0, f"siamese_loss_weight (alpha) must be >= 0, got {self.siamese_loss_weight}"),
+            (0.0 <= self.siamese_omega <= 1.0, f"siamese_omega (omega) must be in [0, 1], got {self.siamese_omega}"),
+            (self.siamese_temperature > 0, f"siamese_temperature must be > 0, got {self.siamese_temperature}"),
+            (
+                self.task != "open_ended" or self.num_labels >= 1,
+                f"an open-ended model needs num_answers >= 1, got {self.num_labels}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the multimodal transformer (and of the visual tokens)."""
+        return self.text_config.hidden_size
+
+    @property
+    def num_clips(self) -> int:
+        """N of the paper: the anchor clip plus the siamese clips."""
+        return 1 + self.num_siamese_clips
+
+
+__all__ = ["SiaSamReaConfig"]

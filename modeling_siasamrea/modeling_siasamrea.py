@@ -1,0 +1,422 @@
+"""PyTorch SiaSamRea: ClipBERT's video/text encoders and multimodal transformer with the siamese training head."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import BertModel, PreTrainedModel, ResNetModel
+from transformers import initialization as init
+from transformers.masking_utils import create_bidirectional_mask
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder, BertPooler
+from transformers.utils import ModelOutput
+from transformers.utils.generic import can_return_tuple
+
+from .configuration_siasamrea import SiaSamReaConfig
+from .siamese_reasoning import SiameseKnowledgeHead
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class SiaSamReaVideoQAOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is provided):
+        L = L_gt + α·L_siamese + L_clip_weights (Eq. 8 plus the ground-truth term that trains W1, W2).
+    logits (`torch.FloatTensor` of shape `(batch, num_answers)`, `(batch, num_choices)` or `(batch, 1)`):
+        Anchor-clip scores: answer logits, choice scores or the predicted count.
+    clip_logits (`torch.FloatTensor` of shape `(batch, num_clips, ...)`):
+        The same scores for every clip passed in (anchor first).
+    loss_gt (`torch.FloatTensor` of shape `()`, *optional*):
+        Ground-truth task loss on the anchor (on every clip with `siamese_clips_supervised`).
+    loss_siamese (`torch.FloatTensor` of shape `()`, *optional*):
+        L_siamese: the anchor prediction against the soft label Q (a detached teacher).
+    loss_clip_weights (`torch.FloatTensor` of shape `()`, *optional*):
+        Ground truth against Q, whose gradient reaches only W1, W2 (and F when `siamese_projection`).
+    siamese_knowledge (`torch.FloatTensor` of shape `(batch, num_clips, num_clips)`, *optional*):
+        Â of Eq. 2.
+    soft_labels (`torch.FloatTensor` of shape `(batch, num_answers)`, `(batch, num_choices)` or `(batch, 1)`, *optional*):
+        Q of Eq. 5.
+    pooler_output (`torch.FloatTensor` of shape `(batch, num_clips, hidden_size)` or `(batch, num_clips, num_choices, hidden_size)`):
+        Clip-text features f of every clip.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    clip_logits: torch.FloatTensor | None = None
+    loss_gt: torch.FloatTensor | None = None
+    loss_siamese: torch.FloatTensor | None = None
+    loss_clip_weights: torch.FloatTensor | None = None
+    siamese_knowledge: torch.FloatTensor | None = None
+    soft_labels: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+
+
+class SiaSamReaPreTrainedModel(PreTrainedModel):
+    config_class = SiaSamReaConfig
+    config: SiaSamReaConfig
+    base_model_prefix = "siasamrea"
+    main_input_name = "pixel_values"
+    input_modalities = ("video", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["BertLayer", "ResNetBottleNeckLayer", "ResNetBasicLayer"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, nn.Conv2d):
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, BertEmbeddings):
+            init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
+            init.zeros_(module.token_type_ids)
+        elif isinstance(module, SiameseKnowledgeHead) and isinstance(module.clip_weight_logits, nn.Parameter):
+            init.zeros_(module.clip_weight_logits)
+
+
+class SiaSamReaVisionEncoder(nn.Module):
+    """Frames → ResNet last-stage grid → ClipBERT grid encoder (3×3 conv to the transformer width, 2×2 max-pool, ReLU)."""
+
+    def __init__(self, config: SiaSamReaConfig):
+        super().__init__()
+        self.backbone = ResNetModel(config.vision_config)
+        self.grid_encoder = nn.Sequential(
+            nn.Conv2d(config.vision_config.hidden_sizes[-1], config.hidden_size, kernel_size=3, padding=1),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.ReLU(),
+        )
+        self.frozen_batchnorm = config.vision_frozen_batchnorm
+        self.gradient_checkpointing = False
+        if self.frozen_batchnorm:
+            for module in self._batchnorms():
+                module.requires_grad_(False)
+
+    def _batchnorms(self) -> list[nn.BatchNorm2d]:
+        return [module for module in self.backbone.modules() if isinstance(module, nn.BatchNorm2d)]
+
+    def train(self, mode: bool = True) -> "SiaSamReaVisionEncoder":
+        super().train(mode)
+        if self.frozen_batchnorm:
+            for module in self._batchnorms():
+                module.eval()
+        return self
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """`(frames, 3, H, W)` → `(frames, hidden_size, H/64, W/64)` for a ResNet-50 (stride 32, then pooled)."""
+        hidden_state = self.backbone.embedder(pixel_values)
+        for stage in self.backbone.encoder.stages:
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                hidden_state = self._gradient_checkpointing_func(stage.__call__, hidden_state)
+            else:
+                hidden_state = stage(hidden_state)
+        return self.grid_encoder(hidden_state)
+
+
+class SiaSamReaVisualEmbeddings(nn.Module):
+    """Clip grid → visual tokens: temporal mean, learned row/column position and token-type embeddings, LayerNorm."""
+
+    def __init__(self, config: SiaSamReaConfig):
+        super().__init__()
+        hidden_size = config.hidden_size
+        self.row_position_embeddings = nn.Embedding(config.max_grid_row_position_embeddings, hidden_size)
+        self.col_position_embeddings = nn.Embedding(config.max_grid_col_position_embeddings, hidden_size)
+        self.token_type_embeddings = nn.Embedding(1, hidden_size)
+        self.LayerNorm = nn.LayerNorm(hidden_size, eps=config.text_config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.text_config.hidden_dropout_prob)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        """`(clips, frames, hidden, rows, cols)` → `(clips, rows * cols, hidden)`."""
+        rows, cols = grid.shape[-2:]
+        if rows > self.row_position_embeddings.num_embeddings or cols > self.col_position_embeddings.num_embeddings:
+            raise ValueError(
+                f"the frames give a {rows}x{cols} grid of visual tokens, but the model has position embeddings for at "
+                f"most {self.row_position_embeddings.num_embeddings}x{self.col_position_embeddings.num_embeddings}; "
+                "use smaller frames or raise max_grid_row/col_position_embeddings"
+            )
+        grid = grid.mean(dim=1).permute(0, 2, 3, 1)  # (clips, frames, h, R, C) -> (clips, R, C, h)
+        row_ids = torch.arange(rows, device=grid.device)
+        col_ids = torch.arange(cols, device=grid.device)
+        grid = grid + self.row_position_embeddings(row_ids)[:, None, :] + self.col_position_embeddings(col_ids)[None]
+        tokens = grid.flatten(1, 2) + self.token_type_embeddings.weight[0]  # (clips, R, C, h) -> (clips, R*C, h)
+        return self.dropout(self.LayerNorm(tokens))
+
+
+class SiaSamReaModel(SiaSamReaPreTrainedModel):
+    """The ClipBERT body: video encoder, BERT text embeddings, and a BERT encoder over `[text tokens ; visual tokens]`."""
+
+    def __init__(self, config: SiaSamReaConfig):
+        super().__init__(config)
+        # the BERT modules read the attention implementation from the text sub-config: give it the resolved one
+        if config.text_config._attn_implementation is None:
+            config.text_config._attn_implementation_internal = config._attn_implementation
+        self.vision_encoder = SiaSamReaVisionEncoder(config)
+        self.visual_embeddings = SiaSamReaVisualEmbeddings(config)
+        self.embeddings = BertEmbeddings(config.text_config)
+        self.encoder = BertEncoder(config.text_config)
+        self.pooler = BertPooler(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embeddings.word_embeddings = value
+
+    def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Visual tokens of clips: `(clips, frames, 3, H, W)` → `(clips, rows * cols, hidden_size)`."""
+        num_clips, num_frames = pixel_values.shape[:2]
+        grid = self.vision_encoder(pixel_values.flatten(0, 1))  # (clips * frames, 3, H, W) -> (clips * frames, h, R, C)
+        grid = grid.unflatten(0, (num_clips, num_frames))  # -> (clips, frames, h, R, C)
+        return self.visual_embeddings(grid)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.FloatTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        video_embeds: torch.FloatTensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        r"""
+        input_ids (`(batch, L)`): question (or `question [SEP] choice`) tokens.
+        pixel_values (`(batch, frames, 3, H, W)`): one clip per text; or pass `video_embeds` from `get_video_features`.
+        video_embeds (`(batch, V, hidden_size)`): precomputed visual tokens (never masked).
+        """
+        if (pixel_values is None) == (video_embeds is None):
+            raise ValueError("pass exactly one of pixel_values and video_embeds")
+        if video_embeds is None:
+            video_embeds = self.get_video_features(pixel_values)
+        text_embeds = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        embeds = torch.cat([text_embeds, video_embeds], dim=1)  # (batch, L + V, h)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        visual_mask = attention_mask.new_ones(video_embeds.shape[:2])
+        attention_mask = create_bidirectional_mask(
+            config=self.config.text_config,
+            inputs_embeds=embeds,
+            attention_mask=torch.cat([attention_mask, visual_mask], dim=1),
+        )
+        hidden_states = self.encoder(embeds, attention_mask=attention_mask, **kwargs).last_hidden_state
+        return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=self.pooler(hidden_states))
+
+
+def multiple_choice_hinge_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed pairwise hinge loss of the multiple-choice setting (Eq. 7), averaged over the batch.
+
+    Σ_{n != pos} max(0, 1 − (s_pos − s_n)) for scores `(batch, num_choices)` and correct indices `(batch,)`.
+    """
+    positive = scores.gather(1, labels[:, None])  # (batch, 1)
+    margins = (1.0 - (positive - scores)).clamp(min=0)  # (batch, num_choices)
+    negatives = torch.ones_like(margins).scatter_(1, labels[:, None], 0.0)
+    return (margins * negatives).sum(dim=1).mean()
+
+
+class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
+    """SiaSamRea for open-ended, multiple-choice and count VideoQA.
+
+    Clip 0 of `pixel_values` is the anchor. With one clip (inference) this is exactly a ClipBERT forward. With
+    `1 + num_siamese_clips` clips and `labels` it adds the siamese training objective: the siamese clips act as a
+    teacher (under `torch.no_grad` unless `siamese_clips_supervised`), Eq. 1-5 turn their predictions into a soft
+    label Q, and the anchor learns from the ground truth and from Q (Eq. 8).
+    """
+
+    def __init__(self, config: SiaSamReaConfig):
+        super().__init__(config)
+        self.siasamrea = SiaSamReaModel(config)
+        hidden_size = config.hidden_size
+        num_outputs = config.num_labels if config.task == "open_ended" else 1
+        self.classifier = nn.Sequential(
+            nn.Linear(hidden_size, hidden_size * 2), nn.ReLU(), nn.Linear(hidden_size * 2, num_outputs)
+        )
+        self.siamese_head = SiameseKnowledgeHead(config)
+        self.post_init()
+
+    @classmethod
+    def from_vision_text_pretrained(
+        cls, vision_model_name_or_path: str, text_model_name_or_path: str, **config_kwargs
+    ) -> "SiaSamReaForVideoQuestionAnswering":
+        """Build a model whose ResNet and BERT come from separate checkpoints (Hub names or local folders).
+
+        The grid encoder, visual embeddings and answer head start from random initialisation; `config_kwargs` go
+        to `SiaSamReaConfig` (e.g. `task`, `num_answers`, `id2label`).
+        """
+        vision = ResNetModel.from_pretrained(vision_model_name_or_path)
+        text = BertModel.from_pretrained(text_model_name_or_path)
+        config = SiaSamReaConfig(vision_config=vision.config.to_dict(), text_config=text.config.to_dict(), **config_kwargs)
+        model = cls(config)
+        body = model.siasamrea
+        body.vision_encoder.backbone.load_state_dict(vision.state_dict())
+        for name in ("embeddings", "encoder", "pooler"):
+            getattr(body, name).load_state_dict(getattr(text, name).state_dict())
+        return model
+
+    def _check_inputs(
+        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+    ) -> None:
+        if pixel_values.dim() != 6:
+            raise ValueError(
+                "pixel_values must be (batch, num_clips, num_frames, 3, height, width), "
+                f"got shape {tuple(pixel_values.shape)}"
+            )
+        expected_text_rank = 3 if self.config.task == "multiple_choice" else 2
+        layout = "(batch, num_choices, seq_len)" if expected_text_rank == 3 else "(batch, seq_len)"
+        if input_ids.dim() != expected_text_rank:
+            raise ValueError(
+                f"a {self.config.task} model takes input_ids of shape {layout}, got shape {tuple(input_ids.shape)}"
+            )
+        if input_ids.shape[0] != pixel_values.shape[0]:
+            raise ValueError(
+                f"input_ids has batch size {input_ids.shape[0]} but pixel_values has {pixel_values.shape[0]}"
+            )
+        if attention_mask is not None and attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"attention_mask must have the shape of input_ids {tuple(input_ids.shape)}, "
+                f"got {tuple(attention_mask.shape)}"
+            )
+
+    def _check_labels(self, labels: torch.Tensor, batch_size: int, num_classes: int) -> None:
+        if labels.shape != (batch_size,):
+            raise ValueError(f"labels must have shape ({batch_size},), got {tuple(labels.shape)}")
+        if self.config.task == "count":
+            return
+        if labels.is_floating_point():
+            raise ValueError(f"a {self.config.task} model takes integer labels, got {labels.dtype}")
+        valid = ((labels >= 0) & (labels < num_classes)) | (labels == IGNORE_INDEX)
+        if not bool(valid.all()):
+            what = "answer ids" if self.config.task == "open_ended" else "choice indices"
+            raise ValueError(
+                f"labels must be {what} in [0, {num_classes}) or {IGNORE_INDEX} (ignored), got {labels.tolist()}"
+            )
+
+    def _clip_forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All clips of all videos in one batched forward.
+
+        `pixel_values` `(batch, clips, frames, 3, H, W)`; text `(batch, L)` or `(batch, choices, L)`.
+        Returns features `(batch, clips[, choices], hidden)` and scores `(batch, clips, K | choices | 1)`.
+        """
+        batch_size, num_clips = pixel_values.shape[:2]
+        video_embeds = self.siasamrea.get_video_features(pixel_values.flatten(0, 1))  # (b * clips, V, h)
+        text_shape = input_ids.shape[1:]  # (L,) or (choices, L)
+        texts_per_clip = input_ids.shape[1] if input_ids.dim() == 3 else 1
+        # every clip of a video is paired with each of its texts: (b, [choices,] L) -> (b * clips * texts, L)
+        texts = [
+            None if tensor is None else tensor[:, None].expand(-1, num_clips, *text_shape).reshape(-1, text_shape[-1])
+            for tensor in (input_ids, attention_mask, token_type_ids)
+        ]
+        video_embeds = video_embeds.repeat_interleave(texts_per_clip, dim=0)  # (b * clips * texts, V, h)
+        pooled = self.siasamrea(
+            input_ids=texts[0], attention_mask=texts[1], token_type_ids=texts[2], video_embeds=video_embeds
+        ).pooler_output  # (b * clips * texts, h)
+        scores = self.classifier(pooled)  # (b * clips * texts, K | 1)
+        if input_ids.dim() == 3:
+            features = pooled.view(batch_size, num_clips, texts_per_clip, -1)  # (b, clips, choices, h)
+            return features, scores.view(batch_size, num_clips, texts_per_clip)  # (b, clips, choices)
+        return pooled.view(batch_size, num_clips, -1), scores.view(batch_size, num_clips, -1)
+
+    def _predictions(self, scores: torch.Tensor) -> torch.Tensor:
+        """P of Eq. 3: answer / choice probabilities, or the predicted count itself for the count task."""
+        return scores if self.config.task == "count" else scores.softmax(dim=-1)
+
+    def _ground_truth_loss(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """L_gt for scores `(batch, K | choices | 1)`: cross-entropy (Eq. 6), pairwise hinge (Eq. 7) or MSE."""
+        if self.config.task == "count":
+            return nn.functional.mse_loss(scores.squeeze(-1), labels.to(scores.dtype))
+        if self.config.task == "multiple_choice":
+            keep = labels != IGNORE_INDEX
+            return multiple_choice_hinge_loss(scores[keep], labels[keep])
+        return nn.functional.cross_entropy(scores, labels, ignore_index=IGNORE_INDEX)
+
+    def _soft_label_loss(self, anchor_scores: torch.Tensor, soft_labels: torch.Tensor) -> torch.Tensor:
+        """L_siamese: cross-entropy of the anchor prediction against the detached soft label Q (MSE for count)."""
+        target = soft_labels.detach()
+        if self.config.task == "count":
+            return nn.functional.mse_loss(anchor_scores, target)
+        return -(target * anchor_scores.log_softmax(dim=-1)).sum(dim=-1).mean()
+
+    def _clip_weight_loss(self, soft_labels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Ground truth against Q; Q is built from detached Â and P, so only W1, W2 (and F) learn from it."""
+        if self.config.task == "count":
+            return nn.functional.mse_loss(soft_labels.squeeze(-1), labels.to(soft_labels.dtype))
+        log_q = soft_labels.clamp_min(torch.finfo(soft_labels.dtype).tiny).log()
+        return nn.functional.nll_loss(log_q, labels, ignore_index=IGNORE_INDEX)
+
+    def _siamese_objective(
+        self, features: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """L = L_gt + α·L_siamese (Eq. 8) + the ground-truth term on Q that trains W1, W2.
+
+        `features` `(batch, N, ...)` and `scores` `(batch, N, K)` of all clips, anchor first.
+        """
+        clip_features = features.flatten(2)  # (b, N, h) or, for multiple choice, (b, N, choices * h)
+        knowledge, soft_labels = self.siamese_head(clip_features.detach(), self._predictions(scores).detach())
+        if self.config.siamese_clips_supervised:  # every clip also learns from the ground truth
+            gt_scores, gt_labels = scores.flatten(0, 1), labels.repeat_interleave(scores.shape[1])
+        else:
+            gt_scores, gt_labels = scores[:, 0], labels
+        terms = {
+            "loss_gt": self._ground_truth_loss(gt_scores, gt_labels),
+            "loss_siamese": self._soft_label_loss(scores[:, 0], soft_labels),
+            "siamese_knowledge": knowledge,
+            "soft_labels": soft_labels,
+        }
+        loss = terms["loss_gt"] + self.config.siamese_loss_weight * terms["loss_siamese"]
+        if self.config.learnable_clip_weights:
+            terms["loss_clip_weights"] = self._clip_weight_loss(soft_labels, labels)
+            loss = loss + terms["loss_clip_weights"]
+        terms["loss"] = loss
+        return terms
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.FloatTensor,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SiaSamReaVideoQAOutput:
+        r"""
+        pixel_values (`(batch, num_clips, num_frames, 3, H, W)`): clip 0 is the anchor.
+        input_ids, attention_mask, token_type_ids (`(batch, L)`, or `(batch, num_choices, L)` for multiple choice).
+        labels (`(batch,)`): answer ids / correct choice indices (long, -100 ignored) or counts (float).
+        """
+        self._check_inputs(pixel_values, input_ids, attention_mask)
+        num_clips = pixel_values.shape[1]
+        siamese = labels is not None and num_clips > 1
+        if siamese and not self.config.siamese_clips_supervised:
+            features, scores = self._clip_forward(pixel_values[:, :1], input_ids, attention_mask, token_type_ids)
+            with torch.no_grad():  # the siamese clips are a teacher only: one batched forward without a graph
+                teacher_features, teacher_scores = self._clip_forward(
+                    pixel_values[:, 1:], input_ids, attention_mask, token_type_ids
+                )
+            features = torch.cat([features, teacher_features], dim=1)  # (b, 1, ...) + (b, N - 1, ...) -> (b, N, ...)
+            scores = torch.cat([scores, teacher_scores], dim=1)
+        else:
+            features, scores = self._clip_forward(pixel_values, input_ids, attention_mask, token_type_ids)
+
+        terms = {}
+        if labels is not None:
+            self._check_labels(labels, scores.shape[0], scores.shape[-1])
+            if siamese:
+                terms = self._siamese_objective(features, scores, labels)
+            else:
+                loss_gt = self._ground_truth_loss(scores[:, 0], labels)
+                terms = {"loss": loss_gt, "loss_gt": loss_gt}
+        return SiaSamReaVideoQAOutput(logits=scores[:, 0], clip_logits=scores, pooler_output=features, **terms)
+
+
+__all__ = [
+    "SiaSamReaForVideoQuestionAnswering",
+    "SiaSamReaModel",
+    "SiaSamReaPreTrainedModel",
+    "SiaSamReaVideoQAOutput",
+    "multiple_choice_hinge_loss",
+]

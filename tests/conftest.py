@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny SiaSamRea configs (a few-channel ResNet, a 2-layer 32-wide BERT, 32×32 frames)."""
+
+import pytest
+import torch
+
+from modeling_siasamrea import SiaSamReaConfig
+
+TINY_VISION = dict(depths=[1, 1], hidden_sizes=[8, 16], embedding_size=8)
+TINY_TEXT = dict(
+    vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+    max_position_embeddings=64,
+)
+
+
+def tiny_config(task: str = "open_ended", **kwargs) -> SiaSamReaConfig:
+    """A model small enough for CPU tests: 32×32 frames give a 2×2 grid of visual tokens."""
+    kwargs.setdefault("num_siamese_clips", 2)
+    if task == "open_ended":
+        kwargs.setdefault("num_answers", 5)
+    return SiaSamReaConfig(task=task, vision_config=dict(TINY_VISION), text_config=dict(TINY_TEXT), **kwargs)
+
+
+def tiny_inputs(config: SiaSamReaConfig, batch: int = 2, clips: int = 3, frames: int = 2, choices: int = 4,
+                seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random inputs (and valid labels) shaped for `config.task`."""
+    generator = torch.Generator().manual_seed(seed)
+    text_shape = (batch, choices, 7) if config.task == "multiple_choice" else (batch, 7)
+    input_ids = torch.randint(1, config.text_config.vocab_size, text_shape, generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[..., -2:] = 0  # some padding
+    if config.task == "open_ended":
+        labels = torch.randint(0, config.num_answers, (batch,), generator=generator)
+    elif config.task == "multiple_choice":
+        labels = torch.randint(0, choices, (batch,), generator=generator)
+    else:
+        labels = torch.randint(0, 6, (batch,), generator=generator).float()
+    return {
+        "pixel_values": torch.randn(batch, clips, frames, 3, 32, 32, generator=generator),
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "labels": labels,
+    }
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
