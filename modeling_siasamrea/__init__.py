@@ -12,6 +12,7 @@ from .modeling_siasamrea import (
     SiaSamReaModel,
     SiaSamReaPreTrainedModel,
     SiaSamReaVideoQAOutput,
+    aggregate_clip_logits,
     multiple_choice_hinge_loss,
 )
 from .siamese_reasoning import SiameseKnowledgeHead, siamese_knowledge_generation, siamese_knowledge_reasoning
@@ -24,6 +25,7 @@ SiaSamReaConfig.register_for_auto_class()
 SiaSamReaForVideoQuestionAnswering.register_for_auto_class("AutoModel")
 
 __all__ = [
+    "aggregate_clip_logits",
     "SiaSamReaConfig",
     "SiaSamReaForVideoQuestionAnswering",
     "SiaSamReaModel",

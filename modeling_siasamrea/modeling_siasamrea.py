@@ -212,6 +212,23 @@ def multiple_choice_hinge_loss(scores: torch.Tensor, labels: torch.Tensor) -> to
     return (margins * negatives).sum(dim=1).mean()
 
 
+AGGREGATIONS = ("mean", "max", "lse")
+
+
+def aggregate_clip_logits(clip_logits: torch.Tensor, aggregation: str = "mean") -> torch.Tensor:
+    """ClipBERT-style dense inference: combine `(batch, clips, ...)` clip scores into `(batch, ...)`.
+
+    `"mean"` averages the clip scores, `"max"` takes their maximum and `"lse"` their log-sum-exp.
+    """
+    if aggregation == "mean":
+        return clip_logits.mean(dim=1)
+    if aggregation == "max":
+        return clip_logits.max(dim=1).values
+    if aggregation == "lse":
+        return clip_logits.logsumexp(dim=1)
+    raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+
+
 class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
     """SiaSamRea for open-ended, multiple-choice and count VideoQA.
 
@@ -381,7 +398,6 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         labels: torch.Tensor | None = None,
-        **kwargs,
     ) -> SiaSamReaVideoQAOutput:
         r"""
         pixel_values (`(batch, num_clips, num_frames, 3, H, W)`): clip 0 is the anchor.
@@ -414,6 +430,7 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
 
 
 __all__ = [
+    "aggregate_clip_logits",
     "SiaSamReaForVideoQuestionAnswering",
     "SiaSamReaModel",
     "SiaSamReaPreTrainedModel",

@@ -314,3 +314,14 @@ def test_open_ended_labels_out_of_vocabulary_range_are_rejected_but_ignore_index
 def test_config_rejects_unknown_task_and_out_of_domain_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SiaSamReaConfig(**kwargs)
+
+
+def test_dense_aggregation_of_clip_logits():
+    from modeling_siasamrea import aggregate_clip_logits
+
+    clip_logits = torch.tensor([[[1.0, 3.0], [3.0, -1.0]]])  # (batch=1, clips=2, K=2)
+    torch.testing.assert_close(aggregate_clip_logits(clip_logits, "mean"), torch.tensor([[2.0, 1.0]]))
+    torch.testing.assert_close(aggregate_clip_logits(clip_logits, "max"), torch.tensor([[3.0, 3.0]]))
+    torch.testing.assert_close(aggregate_clip_logits(clip_logits, "lse"), clip_logits.logsumexp(1))
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        aggregate_clip_logits(clip_logits, "median")
