@@ -1,0 +1,206 @@
+"""Image processor for SiaSamRea: ClipBERT's per-frame resize, pad and normalisation for sampled video clips."""
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers.image_processing_backends import PilBackend
+from transformers.image_processing_utils import BatchFeature
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
+from transformers.processing_utils import ImagesKwargs, Unpack
+from transformers.utils import TensorType
+
+VIDEO_LAYOUT = "(num_clips, num_frames, height, width, 3)"
+
+# `resample` filters that have an exact `torch.nn.functional.interpolate` counterpart.
+INTERPOLATION_MODES = {
+    PILImageResampling.NEAREST: "nearest",
+    PILImageResampling.BILINEAR: "bilinear",
+    PILImageResampling.BICUBIC: "bicubic",
+}
+
+
+class SiaSamReaImageProcessorKwargs(ImagesKwargs, total=False):
+    r"""
+    max_image_size (`int`, *optional*, defaults to `self.max_image_size`):
+        Every frame is resized so its longer side equals this value (aspect ratio kept), then zero-padded at the
+        bottom/right to a `max_image_size` square.
+    channel_order (`str`, *optional*, defaults to `self.channel_order`):
+        `"RGB"` or `"BGR"` channel order of `pixel_values`. `image_mean`/`image_std` are always given in RGB order.
+    """
+
+    max_image_size: int
+    channel_order: Literal["RGB", "BGR"]
+
+
+def get_resize_output_image_size(height: int, width: int, max_size: int) -> tuple[int, int]:
+    """ClipBERT's `get_resize_size`: longer side becomes `max_size`, the other keeps the aspect ratio (truncated)."""
+    if height >= width:
+        return max_size, max(1, int(max_size * (width / height)))
+    return max(1, int(max_size * (height / width))), max_size
+
+
+def to_video_list(videos: Any) -> list[torch.Tensor]:
+    """Split one video, a list of videos or a 6-D batch into a list of validated 5-D uint8 CPU tensors."""
+    if isinstance(videos, (np.ndarray, torch.Tensor)) and videos.ndim == 6:
+        videos = list(videos)
+    elif not isinstance(videos, (list, tuple)):
+        videos = [videos]
+    if not videos:
+        raise ValueError(f"Expected at least one video of shape {VIDEO_LAYOUT}; got an empty batch.")
+    return [validate_video(video) for video in videos]
+
+
+def validate_video(video: Any) -> torch.Tensor:
+    """Check one video is a uint8 array of shape `VIDEO_LAYOUT` and return it as a CPU tensor."""
+    if isinstance(video, torch.Tensor):
+        video = video.detach().cpu().numpy()
+    if not isinstance(video, np.ndarray):
+        raise TypeError(f"Expected each video as a numpy array or torch tensor; got {type(video).__name__}.")
+    if video.ndim != 5:
+        raise ValueError(
+            f"Expected each video as a 5-D array {VIDEO_LAYOUT} (or a 6-D batch of them); "
+            f"got a {video.ndim}-D array of shape {tuple(video.shape)}."
+        )
+    if video.shape[-1] != 3:
+        raise ValueError(
+            f"Expected 3 RGB channels in the last axis of {VIDEO_LAYOUT}; got {video.shape[-1]} "
+            f"(shape {tuple(video.shape)})."
+        )
+    if 0 in video.shape:
+        raise ValueError(f"Expected a non-empty video {VIDEO_LAYOUT}; got shape {tuple(video.shape)}.")
+    if video.dtype != np.uint8:
+        raise ValueError(f"Expected uint8 pixels in [0, 255]; got dtype {video.dtype}.")
+    # torch.from_numpy needs non-negative strides (e.g. after `[..., ::-1]`) and warns on read-only arrays
+    return torch.from_numpy(np.require(video, requirements=("C_CONTIGUOUS", "WRITEABLE")))
+
+
+def per_channel(values: float | tuple[float, ...], name: str) -> np.ndarray:
+    """Broadcast a scalar or 3 per-channel statistics to a float32 array of shape (3,)."""
+    array = np.asarray(values, dtype=np.float32).reshape(-1)
+    if array.size not in (1, 3):
+        raise ValueError(f"`{name}` needs 1 or 3 values (one per RGB channel); got {array.size}: {values}.")
+    return np.broadcast_to(array, (3,))
+
+
+class SiaSamReaImageProcessor(PilBackend):
+    r"""
+    Turns sampled video clips into ClipBERT-style `pixel_values`.
+
+    Each example is a uint8 RGB array (or tensor) of shape `(num_clips, num_frames, height, width, 3)`. Every frame is
+    resized so its longer side equals `max_image_size` (aspect ratio kept; bilinear on float pixels, exactly as
+    ClipBERT's `ImageResize`), zero-padded at the bottom/right to a `max_image_size` square (ClipBERT's `ImagePad`),
+    then rescaled and normalised: `(pixel * rescale_factor - image_mean) / image_std`, so padding holds the normalised
+    value of 0. With `channel_order="BGR"` the output channels are flipped (after normalising with the RGB-ordered
+    statistics), as ClipBERT's detectron2 ResNet expects: `do_rescale=False`, `image_mean=[123.675, 116.28, 103.53]`,
+    `image_std=[1, 1, 1]`, `channel_order="BGR"`.
+
+    Built on v5's `PilBackend` ("slow", CPU) rather than `TorchvisionBackend` ("fast"), which requires torchvision.
+    Frames are still processed in batch: one `torch.nn.functional.interpolate` call resizes all frames of a video.
+
+    Output: `pixel_values` of shape `(batch, num_clips, num_frames, 3, max_image_size, max_image_size)`, float32.
+    """
+
+    valid_kwargs = SiaSamReaImageProcessorKwargs
+    model_input_names = ["pixel_values"]
+
+    max_image_size = 448
+    channel_order = "RGB"
+    resample = PILImageResampling.BILINEAR
+    do_rescale = True
+    rescale_factor = 1 / 255
+    do_normalize = True
+    image_mean = IMAGENET_DEFAULT_MEAN
+    image_std = IMAGENET_DEFAULT_STD
+
+    def __init__(self, **kwargs: Unpack[SiaSamReaImageProcessorKwargs]) -> None:
+        super().__init__(**kwargs)
+        self._validate_preprocess_kwargs(**{name: getattr(self, name) for name in self._valid_kwargs_names})
+
+    def __call__(self, videos: Any, **kwargs: Unpack[SiaSamReaImageProcessorKwargs]) -> BatchFeature:
+        """Preprocess one video, a list of videos or a 6-D batch (see the class docstring)."""
+        return self.preprocess(videos, **kwargs)
+
+    def _validate_preprocess_kwargs(
+        self,
+        max_image_size: int | None = None,
+        channel_order: str | None = None,
+        resample: PILImageResampling | int | None = None,
+        do_normalize: bool | None = None,
+        image_mean: float | tuple[float, ...] | None = None,
+        image_std: float | tuple[float, ...] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Check the SiaSamRea options on top of the generic v5 checks."""
+        super()._validate_preprocess_kwargs(
+            do_normalize=do_normalize, image_mean=image_mean, image_std=image_std, **kwargs
+        )
+        if not isinstance(max_image_size, int) or isinstance(max_image_size, bool) or max_image_size < 1:
+            raise ValueError(f"`max_image_size` must be a positive int; got {max_image_size!r}.")
+        if channel_order not in ("RGB", "BGR"):
+            raise ValueError(f"`channel_order` must be 'RGB' or 'BGR'; got {channel_order!r}.")
+        if resample not in INTERPOLATION_MODES:
+            raise ValueError(
+                f"`resample` must be one of {[int(mode) for mode in INTERPOLATION_MODES]} "
+                f"(nearest, bilinear, bicubic); got {resample!r}."
+            )
+        if do_normalize:
+            per_channel(image_mean, "image_mean")
+            if np.any(per_channel(image_std, "image_std") == 0):
+                raise ValueError(f"`image_std` must not contain zeros; got {image_std}.")
+
+    def _prepare_image_like_inputs(self, images: Any, *args: Any, **kwargs: Any) -> list[torch.Tensor]:
+        """Validate the videos (no per-image conversion: frames stay in their native uint8 layout)."""
+        return to_video_list(images)
+
+    def _preprocess(
+        self,
+        images: list[torch.Tensor],
+        max_image_size: int,
+        channel_order: str,
+        resample: PILImageResampling | int,
+        do_rescale: bool,
+        rescale_factor: float,
+        do_normalize: bool,
+        image_mean: float | tuple[float, ...],
+        image_std: float | tuple[float, ...],
+        return_tensors: str | TensorType | None = None,
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Resize, pad, rescale, normalise and (optionally) flip to BGR every frame of every video."""
+        clip_shapes = {video.shape[:2] for video in images}
+        if len(clip_shapes) > 1:
+            raise ValueError(
+                "All videos of a batch need the same (num_clips, num_frames); "
+                f"got {[tuple(video.shape[:2]) for video in images]}."
+            )
+        num_clips, num_frames = images[0].shape[:2]
+        size = max_image_size
+        # Zeros here are the pixel value 0 of the padding; they are normalised with the content below.
+        pixel_values = torch.zeros((len(images), num_clips, num_frames, 3, size, size))
+        channels = [2, 1, 0] if channel_order == "BGR" else [0, 1, 2]
+        for video, target in zip(images, pixel_values, strict=True):
+            height, width = video.shape[2:4]
+            new_height, new_width = get_resize_output_image_size(height, width, size)
+            # (clips, frames, H, W, 3) -> (clips * frames, 3, H, W): one interpolate call for all frames
+            frames = video.reshape(-1, height, width, 3).permute(0, 3, 1, 2).float()
+            if (new_height, new_width) != (height, width):
+                mode = INTERPOLATION_MODES[resample]
+                align_corners = None if mode == "nearest" else False
+                frames = F.interpolate(frames, size=(new_height, new_width), mode=mode, align_corners=align_corners)
+            canvas = target.view(-1, 3, size, size)
+            for out_channel, in_channel in enumerate(channels):  # copying channel by channel makes BGR free
+                canvas[:, out_channel, :new_height, :new_width] = frames[:, in_channel]
+
+        scale = rescale_factor if do_rescale else 1.0
+        if do_normalize:
+            mean = torch.from_numpy(per_channel(image_mean, "image_mean")[channels]).view(3, 1, 1)
+            std = torch.from_numpy(per_channel(image_std, "image_std")[channels]).view(3, 1, 1)
+            pixel_values.mul_(scale / std).sub_(mean / std)
+        elif scale != 1:
+            pixel_values.mul_(scale)
+        return BatchFeature(data={"pixel_values": pixel_values.numpy()}, tensor_type=return_tensors)
+
+
+__all__ = ["SiaSamReaImageProcessor"]
