@@ -4,9 +4,10 @@ A flat package: `save_pretrained` copies its modules next to the weights so that
 `trust_remote_code=True` without this package installed.
 """
 
-from transformers import AutoConfig, AutoModel
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
 
 from .configuration_siasamrea import SiaSamReaConfig
+from .image_processing_siasamrea import SiaSamReaImageProcessor
 from .modeling_siasamrea import (
     SiaSamReaForVideoQuestionAnswering,
     SiaSamReaModel,
@@ -15,24 +16,38 @@ from .modeling_siasamrea import (
     aggregate_clip_logits,
     multiple_choice_hinge_loss,
 )
+from .processing_siasamrea import SiaSamReaProcessor
+from .sampling import SiameseSampler
 from .siamese_reasoning import SiameseKnowledgeHead, siamese_knowledge_generation, siamese_knowledge_reasoning
+from .video_io import VideoDecodeError, count_frames, read_clips, write_video
 
 # Local registration (`AutoModel.from_pretrained(dir)` with this package installed) and auto_map entries so that
 # `save_pretrained` ships the code. AutoModel maps to the QA model: it is what the pipeline and users load.
 AutoConfig.register(SiaSamReaConfig.model_type, SiaSamReaConfig, exist_ok=True)
 AutoModel.register(SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, exist_ok=True)
+AutoImageProcessor.register(SiaSamReaConfig, image_processor_classes={"pil": SiaSamReaImageProcessor}, exist_ok=True)
+AutoProcessor.register(SiaSamReaConfig, SiaSamReaProcessor, exist_ok=True)
 SiaSamReaConfig.register_for_auto_class()
 SiaSamReaForVideoQuestionAnswering.register_for_auto_class("AutoModel")
+SiaSamReaImageProcessor.register_for_auto_class("AutoImageProcessor")
+SiaSamReaProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = [
     "aggregate_clip_logits",
     "SiaSamReaConfig",
     "SiaSamReaForVideoQuestionAnswering",
+    "SiaSamReaImageProcessor",
     "SiaSamReaModel",
     "SiaSamReaPreTrainedModel",
+    "SiaSamReaProcessor",
     "SiaSamReaVideoQAOutput",
     "SiameseKnowledgeHead",
+    "SiameseSampler",
+    "VideoDecodeError",
+    "count_frames",
     "multiple_choice_hinge_loss",
+    "read_clips",
     "siamese_knowledge_generation",
     "siamese_knowledge_reasoning",
+    "write_video",
 ]

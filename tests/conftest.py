@@ -1,9 +1,15 @@
 """Shared fixtures: tiny SiaSamRea configs (a few-channel ResNet, a 2-layer 32-wide BERT, 32×32 frames)."""
 
-import pytest
-import torch
+import os
+import tempfile
 
-from modeling_siasamrea import SiaSamReaConfig
+# dynamic modules (trust_remote_code) go to a throwaway folder, not ~/.cache; set before transformers is imported
+os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="siasamrea-hf-modules-"))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from modeling_siasamrea import SiaSamReaConfig  # noqa: E402
 
 TINY_VISION = dict(depths=[1, 1], hidden_sizes=[8, 16], embedding_size=8)
 TINY_TEXT = dict(
