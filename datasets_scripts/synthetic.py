@@ -1,0 +1,428 @@
+"""Synthetic VideoQA: small H.264 videos whose questions need a brief event that sparse sampling can miss.
+
+Used as the embedded default for the demo, the tests and the ablations: no download, a few hundred videos
+in seconds, read through the *real* MSRVTT-QA and TGIF-QA builders (the files are written in their formats).
+
+What a video shows
+    * a moving, noisy background (a drifting sinusoidal texture plus per-frame Gaussian noise, random grey tint);
+    * six small **distractor squares**, one of each palette colour, visible and bouncing around for the whole
+      video, so every colour is always present: colour histograms of any frame say nothing about the answer;
+    * the **target** (a coloured circle, triangle, diamond or cross) that *flashes* ``count`` times (1-5), each
+      flash lasting only ``flash_length`` frames, with gaps of 1-2 flash lengths between flashes;
+    * after the target's last flash, a **second object** (another target shape, any colour) flashes once.
+
+Why it is temporal (event length vs sampling)
+    ``flash_length = max(2, round(0.5 * δ))`` where δ is the stride of the default
+    :class:`~modeling_siasamrea.sampling.SiameseSampler` for that video length (auto B = L // 8 in [5, 16];
+    δ is 5-6 frames for L in [48, 150], so a flash lasts 3 frames). A sparse anchor clip (frames s, s+δ, ...)
+    therefore sees one given flash only about half of the time, while the 8 siamese clips (offsets ±1..±4 =
+    the default pace) tile the gap between two anchor frames and always see it when it lies inside the anchor's
+    span. The single evaluation clip (B frames spread over the whole video, spacing ≈ 9 frames) sees one flash
+    about a third of the time, so dense multi-clip inference helps too. ``synthetic_meta.jsonl`` records every
+    flash (start frames, length, reference stride) so tests can check this.
+
+Questions (answers balanced per split; never recoverable from the question text)
+    * open-ended (MSRVTT-QA jsonl, TGIF FrameQA): "what color is the {shape} ?" -> its colour (6 colours,
+      independent of the shape); "what shape appears first ?" -> the target shape (the second object comes
+      later, so order matters). Answer vocabulary: 6 colours + 4 shapes.
+    * multiple choice, 5 options of "colour shape" (TGIF action/transition): "what flashes {count} times ?"
+      -> the target; "what appears after the {colour} {shape} ?" -> the second object. The options are a
+      3 colours x 2 shapes grid around the answer with one non-answer cell dropped: every option is equally
+      likely to be the answer given the options, and neither colour nor shape alone decides it.
+    * count (TGIF count): "how many times does the {shape} flash ?" -> 1..5.
+
+Output layout (``OUT``)::
+
+    OUT/videos/synth_00000.mp4 ...                      # H.264, image_size x image_size, fps
+    OUT/msrvtt_qa/{train,val,test}.jsonl + videos -> ../videos      # MSRVTT-QA (ClipBERT) format
+    OUT/tgif_qa/{action,transition,count,frameqa}_{split}.jsonl + videos -> ../videos   # ClipBERT TGIF-QA
+    OUT/tgif_qa_original/{Train,Test}_{task}_question.csv + videos -> ../videos   # original TGIF-QA tsv
+                                                                                   # (train and test only)
+    OUT/synthetic_meta.jsonl                             # per-video event script
+    OUT/.synthetic_complete.json                         # marker: generation parameters
+
+Generation is deterministic by seed (byte-identical annotations; the videos too with the same PyAV/x264) and
+idempotent: a complete folder with the same parameters is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modeling_siasamrea.sampling import SiameseSampler
+from modeling_siasamrea.video_io import write_video
+
+__all__ = [
+    "COLORS",
+    "DEFAULT_SPLITS",
+    "MARKER_FILE",
+    "META_FILE",
+    "TARGET_SHAPES",
+    "VideoScript",
+    "flash_length",
+    "main",
+    "make_synthetic_videoqa",
+]
+
+GENERATOR_VERSION = 1
+MARKER_FILE = ".synthetic_complete.json"
+META_FILE = "synthetic_meta.jsonl"
+DEFAULT_SPLITS: dict[str, float] = {"train": 0.7, "val": 0.15, "test": 0.15}
+COLORS: dict[str, tuple[int, int, int]] = {
+    "red": (225, 35, 35),
+    "green": (35, 195, 55),
+    "blue": (45, 85, 245),
+    "yellow": (240, 220, 35),
+    "cyan": (35, 215, 225),
+    "magenta": (220, 45, 215),
+}
+TARGET_SHAPES: tuple[str, ...] = ("circle", "triangle", "diamond", "cross")
+MAX_COUNT = 5
+NUM_CHOICES = 5
+# TGIF-QA FrameQA "type" column: 0 object, 1 number, 2 color, 3 location.
+_FRAMEQA_TYPE = {"object": 0, "color": 2}
+_REFERENCE_SAMPLER = SiameseSampler()
+
+
+def flash_length(num_frames: int) -> int:
+    """Frames one flash lasts in a video of ``num_frames``: about half the default sampler's stride δ."""
+    return max(2, int(0.5 * _REFERENCE_SAMPLER.stride(num_frames) + 0.5))
+
+
+def _margin(num_frames: int) -> int:
+    """Frames kept free of events at each end of the video."""
+    return max(1, num_frames // 16)
+
+
+@dataclass
+class VideoScript:
+    """Everything that happens in one synthetic video (one line of ``synthetic_meta.jsonl``)."""
+
+    video_id: str
+    split: str
+    num_frames: int
+    reference_stride: int
+    flash_length: int
+    target_color: str
+    target_shape: str
+    target_center: tuple[int, int]
+    count: int
+    flash_starts: list[int]
+    second_color: str
+    second_shape: str
+    second_center: tuple[int, int]
+    second_start: int
+    radius: int
+    action_choices: list[str]
+    action_answer: int
+    transition_choices: list[str]
+    transition_answer: int
+
+    def flash_frames(self) -> list[int]:
+        """Frame indices where the target is visible."""
+        return [t for s in self.flash_starts for t in range(s, s + self.flash_length)]
+
+
+def _balanced(rng: np.random.Generator, values: list[Any] | tuple[Any, ...], n: int) -> list[Any]:
+    """``n`` values cycling through ``values`` (marginals equal up to one), shuffled."""
+    order = rng.permutation(n)
+    return [values[i % len(values)] for i in order]
+
+
+def _choice_grid(
+    rng: np.random.Generator, answer: tuple[str, str], shape_pool: list[str], position: int
+) -> list[str]:
+    """5 "colour shape" options: a 3 colours x 2 shapes grid around ``answer`` minus one non-answer cell.
+
+    The grid is built symmetrically, so given the options every one is equally likely to be the answer.
+    """
+    color, shape = answer
+    other_colors = [c for c in COLORS if c != color]
+    colors = [color, *rng.choice(other_colors, size=2, replace=False).tolist()]
+    other_shape = str(rng.choice([s for s in shape_pool if s != shape]))
+    cells = [(c, s) for c in colors for s in (shape, other_shape) if (c, s) != answer]
+    keep = rng.permutation(len(cells))[: NUM_CHOICES - 1]
+    distractors = [f"{cells[i][0]} {cells[i][1]}" for i in keep]
+    return distractors[:position] + [f"{color} {shape}"] + distractors[position:]
+
+
+def _schedule(rng: np.random.Generator, num_frames: int, length: int, count: int) -> tuple[list[int], int]:
+    """Start frames of the target's ``count`` flashes and of the second object's single flash."""
+    gaps = rng.integers(length, 2 * length + 1, size=count)  # count - 1 between flashes + 1 before the second
+    available = num_frames - 2 * _margin(num_frames)
+    if (count + 1) * length + int(gaps.sum()) > available:
+        gaps[:] = length
+    span = (count + 1) * length + int(gaps.sum())
+    start = int(rng.integers(_margin(num_frames), num_frames - _margin(num_frames) - span + 1))
+    starts = [start]
+    for gap in gaps:
+        starts.append(starts[-1] + length + int(gap))
+    return starts[:-1], starts[-1]
+
+
+def _check_min_frames(min_frames: int) -> None:
+    """Raise if the shortest allowed video cannot hold 5 flashes + the second object with minimal gaps."""
+    length = flash_length(min_frames)
+    needed = (2 * (MAX_COUNT + 1) - 1) * length + 2 * _margin(min_frames)
+    if needed > min_frames:
+        raise ValueError(f"min_frames={min_frames} is too short for {MAX_COUNT} flashes of {length} frames "
+                         f"(needs {needed}); use min_frames >= 40")
+
+
+def _scripts(num_videos: int, seed: int, image_size: int, min_frames: int, max_frames: int,
+             splits: Mapping[str, float]) -> list[VideoScript]:
+    """Draw the event script of every video; answer attributes are balanced within each split."""
+    sizes = _split_sizes(num_videos, splits)
+    scripts: list[VideoScript] = []
+    radius = max(3, round(0.14 * image_size))
+    for split_index, (split, size) in enumerate(sizes.items()):
+        rng = np.random.default_rng([seed, split_index])
+        colors = _balanced(rng, list(COLORS), size)
+        shapes = _balanced(rng, TARGET_SHAPES, size)
+        counts = _balanced(rng, list(range(1, MAX_COUNT + 1)), size)
+        action_positions = _balanced(rng, list(range(NUM_CHOICES)), size)
+        transition_positions = _balanced(rng, list(range(NUM_CHOICES)), size)
+        for i in range(size):
+            num_frames = int(rng.integers(min_frames, max_frames + 1))
+            length = flash_length(num_frames)
+            flash_starts, second_start = _schedule(rng, num_frames, length, counts[i])
+            action = _choice_grid(rng, (colors[i], shapes[i]), list(TARGET_SHAPES), action_positions[i])
+            # The second object's shape is outside the action grid, so "what flashes k times" stays unambiguous.
+            action_shapes = {choice.split()[1] for choice in action}
+            second_shape = str(rng.choice([s for s in TARGET_SHAPES if s not in action_shapes]))
+            second_color = str(rng.choice(list(COLORS)))
+            transition_pool = [s for s in TARGET_SHAPES if s != shapes[i]]
+            transition = _choice_grid(rng, (second_color, second_shape), transition_pool, transition_positions[i])
+            centers = rng.integers(radius + 1, image_size - radius - 1, size=(2, 2)).tolist()
+            scripts.append(VideoScript(
+                video_id=f"synth_{len(scripts):05d}", split=split, num_frames=num_frames,
+                reference_stride=_REFERENCE_SAMPLER.stride(num_frames), flash_length=length,
+                target_color=colors[i], target_shape=shapes[i], target_center=tuple(centers[0]),
+                count=counts[i], flash_starts=flash_starts, second_color=second_color,
+                second_shape=second_shape, second_center=tuple(centers[1]), second_start=second_start,
+                radius=radius, action_choices=action, action_answer=action_positions[i],
+                transition_choices=transition, transition_answer=transition_positions[i],
+            ))
+    return scripts
+
+
+def _split_sizes(num_videos: int, splits: Mapping[str, float]) -> dict[str, int]:
+    """Videos per split from fractions (largest remainder), at least one per split."""
+    if not splits or any(f <= 0 for f in splits.values()):
+        raise ValueError(f"splits must map split names to positive fractions, got {dict(splits)}")
+    if num_videos < len(splits):
+        raise ValueError(f"num_videos={num_videos} is fewer than the {len(splits)} splits")
+    total = sum(splits.values())
+    exact = {name: num_videos * f / total for name, f in splits.items()}
+    sizes = {name: max(1, int(x)) for name, x in exact.items()}
+    by_remainder = sorted(splits, key=lambda name: exact[name] - int(exact[name]), reverse=True)
+    for name in by_remainder[: num_videos - sum(sizes.values())]:
+        sizes[name] += 1
+    return sizes
+
+
+def _shape_mask(shape: str, center: tuple[int, int], radius: int, size: int) -> np.ndarray:
+    """Boolean (size, size) mask of a filled shape."""
+    y, x = np.mgrid[0:size, 0:size]
+    dy, dx = y - center[0], x - center[1]
+    if shape == "circle":
+        return dy**2 + dx**2 <= radius**2
+    if shape == "diamond":
+        return np.abs(dy) + np.abs(dx) <= radius
+    if shape == "cross":
+        arm = max(1, radius // 3)
+        inside = (np.abs(dy) <= radius) & (np.abs(dx) <= radius)
+        return inside & ((np.abs(dy) <= arm) | (np.abs(dx) <= arm))
+    if shape == "triangle":  # apex up, base at the bottom of the bounding box
+        return (dy <= radius) & (dy >= -radius) & (2 * np.abs(dx) <= dy + radius)
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def _render(script: VideoScript, seed: int, image_size: int) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames of one video."""
+    rng = np.random.default_rng([seed, 1_000_003, int(script.video_id.split("_")[1])])
+    t_len, size = script.num_frames, image_size
+    t = np.arange(t_len, dtype=np.float32)[:, None, None]
+    y, x = np.mgrid[0:size, 0:size].astype(np.float32)
+    freq = rng.uniform(0.08, 0.25, size=2)
+    texture = 22.0 * np.sin(freq[0] * x + freq[1] * y + rng.uniform(0.15, 0.4) * t + rng.uniform(0, 2 * np.pi))
+    tint = rng.uniform(70, 130) + rng.uniform(-15, 15, size=3)
+    frames = tint + texture[..., None] + rng.normal(0.0, 10.0, size=(t_len, size, size, 3))
+    # Distractor squares: one per colour, bouncing for the whole video.
+    half = max(2, script.radius // 2)
+    pos = rng.uniform(half, size - half - 1, size=(len(COLORS), 2))
+    vel = rng.uniform(-1.5, 1.5, size=(len(COLORS), 2))
+    for frame in frames:
+        for (cy, cx), rgb in zip(pos.astype(int), COLORS.values()):
+            frame[cy - half:cy + half + 1, cx - half:cx + half + 1] = rgb
+        pos += vel
+        bounce = (pos < half) | (pos > size - half - 1)
+        vel[bounce] *= -1
+        pos = np.clip(pos, half, size - half - 1)
+    target = _shape_mask(script.target_shape, script.target_center, script.radius, size)
+    for t in script.flash_frames():
+        frames[t][target] = COLORS[script.target_color]
+    second = _shape_mask(script.second_shape, script.second_center, script.radius, size)
+    for t in range(script.second_start, script.second_start + script.flash_length):
+        frames[t][second] = COLORS[script.second_color]
+    return np.clip(frames, 0, 255).astype(np.uint8)
+
+
+def _write_one(args: tuple[VideoScript, int, int, int, str]) -> None:
+    """Render and encode one video (a process-pool task)."""
+    script, seed, image_size, fps, path = args
+    write_video(path, _render(script, seed, image_size), fps=fps)
+
+
+def _questions(script: VideoScript) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(kind, fields) of every question about one video; kind is a TGIF task name or "open_ended"."""
+    color_q = {"question": f"what color is the {script.target_shape} ?", "answer": script.target_color,
+               "type": "color"}
+    shape_q = {"question": "what shape appears first ?", "answer": script.target_shape, "type": "object"}
+    yield "frameqa", color_q
+    yield "frameqa", shape_q
+    yield "action", {"question": f"what flashes {script.count} times ?", "options": script.action_choices,
+                     "answer": script.action_answer}
+    yield "transition", {"question": f"what appears after the {script.target_color} {script.target_shape} ?",
+                         "options": script.transition_choices, "answer": script.transition_answer}
+    yield "count", {"question": f"how many times does the {script.target_shape} flash ?", "answer": script.count}
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One JSON object per line, keys in the given order."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _write_annotations(out: Path, scripts: list[VideoScript], splits: list[str]) -> None:
+    """MSRVTT-QA jsonl, ClipBERT TGIF-QA jsonl and original TGIF-QA tsv files (+ videos links)."""
+    for sub in ("msrvtt_qa", "tgif_qa", "tgif_qa_original"):
+        (out / sub).mkdir(exist_ok=True)
+        link = out / sub / "videos"
+        if not link.is_symlink():
+            link.symlink_to(Path("..") / "videos", target_is_directory=True)
+    for split in splits:
+        msrvtt: list[dict[str, Any]] = []
+        tgif: dict[str, list[dict[str, Any]]] = {task: [] for task in ("action", "transition", "count", "frameqa")}
+        for script in (s for s in scripts if s.split == split):
+            for task, q in _questions(script):
+                if task == "frameqa":
+                    msrvtt.append({"video_id": script.video_id, "question": q["question"], "answer": q["answer"],
+                                   "answer_type": "what"})
+                    tgif[task].append({"gif_name": script.video_id, "question": q["question"],
+                                       "answer": q["answer"], "answer_type": q["type"]})
+                else:
+                    tgif[task].append({"gif_name": script.video_id, **q})
+        _write_jsonl(out / "msrvtt_qa" / f"{split}.jsonl", msrvtt)
+        for task, rows in tgif.items():
+            _write_jsonl(out / "tgif_qa" / f"{task}_{split}.jsonl", rows)
+            if split in ("train", "test"):
+                _write_tgif_tsv(out / "tgif_qa_original" / f"{split.title()}_{task}_question.csv", task, rows)
+
+
+def _write_tgif_tsv(path: Path, task: str, rows: list[dict[str, Any]]) -> None:
+    """Original TGIF-QA tab-separated file with its header (columns as in the official release)."""
+    prefix = {"action": "ACTION", "transition": "TRANS", "count": "COUNT", "frameqa": "FRAMEQA"}[task]
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        if task in ("action", "transition"):
+            writer.writerow(["gif_name", "question", "a1", "a2", "a3", "a4", "a5", "answer", "vid_id", "key"])
+        elif task == "count":
+            writer.writerow(["gif_name", "question", "answer", "vid_id", "key"])
+        else:
+            writer.writerow(["gif_name", "question", "answer", "type", "vid_id", "key", "description"])
+        for i, row in enumerate(rows):
+            key = int(row["gif_name"].split("_")[1])
+            qid = f"{prefix}{i + 1}"
+            if task in ("action", "transition"):
+                writer.writerow([row["gif_name"], row["question"], *row["options"], row["answer"], qid, key])
+            elif task == "count":
+                writer.writerow([row["gif_name"], row["question"], row["answer"], qid, key])
+            else:
+                writer.writerow([row["gif_name"], row["question"], row["answer"],
+                                 _FRAMEQA_TYPE[row["answer_type"]], qid, key, "synthetic video"])
+
+
+def make_synthetic_videoqa(
+    output_dir: str | os.PathLike,
+    num_videos: int = 300,
+    seed: int = 0,
+    image_size: int = 64,
+    min_frames: int = 48,
+    max_frames: int = 150,
+    fps: int = 10,
+    splits: Mapping[str, float] | None = None,
+    num_workers: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the synthetic VideoQA dataset into ``output_dir`` (layout in the module docstring); return its path.
+
+    ``splits`` maps split names to fractions of ``num_videos`` (default 70/15/15 train/val/test). Skips the work
+    if ``output_dir`` already holds a complete dataset generated with the same parameters; raises ValueError if
+    it holds one with other parameters (unless ``overwrite``). ``num_workers`` processes encode the videos
+    (default: up to 2).
+    """
+    splits = dict(DEFAULT_SPLITS if splits is None else splits)
+    if image_size % 2 or image_size < 16:
+        raise ValueError(f"image_size must be even and >= 16, got {image_size}")
+    if not 0 < min_frames <= max_frames:
+        raise ValueError(f"need 0 < min_frames <= max_frames, got {min_frames}, {max_frames}")
+    _check_min_frames(min_frames)
+    params = {"version": GENERATOR_VERSION, "num_videos": num_videos, "seed": seed, "image_size": image_size,
+              "min_frames": min_frames, "max_frames": max_frames, "fps": fps, "splits": splits}
+    out = Path(output_dir)
+    marker = out / MARKER_FILE
+    if marker.is_file():
+        if json.loads(marker.read_text()) == params:
+            return out
+        if not overwrite:
+            raise ValueError(f"{out} holds a synthetic dataset generated with other parameters "
+                             f"({marker.read_text().strip()}); use another folder or overwrite=True")
+        marker.unlink()
+    scripts = _scripts(num_videos, seed, image_size, min_frames, max_frames, splits)
+    (out / "videos").mkdir(parents=True, exist_ok=True)
+    tasks = [(s, seed, image_size, fps, str(out / "videos" / f"{s.video_id}.mp4")) for s in scripts]
+    workers = num_workers if num_workers is not None else min(2, os.cpu_count() or 1)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_write_one, tasks, chunksize=8))
+    else:
+        for task in tasks:
+            _write_one(task)
+    _write_annotations(out, scripts, list(splits))
+    _write_jsonl(out / META_FILE, [asdict(s) for s in scripts])
+    marker.write_text(json.dumps(params) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``python -m datasets_scripts.synthetic OUT_DIR [--num-videos N] ...``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output_dir")
+    parser.add_argument("--num-videos", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--min-frames", type=int, default=48)
+    parser.add_argument("--max-frames", type=int, default=150)
+    parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    path = make_synthetic_videoqa(args.output_dir, num_videos=args.num_videos, seed=args.seed,
+                                  image_size=args.image_size, min_frames=args.min_frames,
+                                  max_frames=args.max_frames, fps=args.fps, num_workers=args.num_workers,
+                                  overwrite=args.overwrite)
+    print(f"synthetic VideoQA dataset ready in {path}")
+
+
+if __name__ == "__main__":
+    main()
