@@ -1,1 +1,36 @@
 """Dataset builders for the SiaSamRea benchmarks and the synthetic VideoQA generator."""
+
+from .builders import (
+    TASKS,
+    ActivityNetQA,
+    How2QA,
+    MSRVTTQA,
+    MSVDQA,
+    TGIFQA,
+    VideoQABuilder,
+    VideoQAConfig,
+    build_answer_vocab,
+)
+from .loading import DATASETS, VideoQATaskInfo, dataset_info, get_answer_vocab, get_builder, load_videoqa
+from .synthetic import make_synthetic_videoqa
+from .transforms import VideoQATransform
+
+__all__ = [
+    "DATASETS",
+    "TASKS",
+    "ActivityNetQA",
+    "How2QA",
+    "MSRVTTQA",
+    "MSVDQA",
+    "TGIFQA",
+    "VideoQABuilder",
+    "VideoQAConfig",
+    "VideoQATaskInfo",
+    "VideoQATransform",
+    "build_answer_vocab",
+    "dataset_info",
+    "get_answer_vocab",
+    "get_builder",
+    "load_videoqa",
+    "make_synthetic_videoqa",
+]

@@ -1,0 +1,126 @@
+"""One entry point for every VideoQA dataset: ``load_videoqa(name, data_dir, split, config)``.
+
+Names: ``msrvtt_qa``, ``msvd_qa``, ``activitynet_qa``, ``how2qa``, ``tgif_qa`` (configs ``action``,
+``transition``, ``frameqa``, ``count``) and ``synthetic`` (configs ``open_ended`` (default, read as MSRVTT-QA),
+``frameqa``, ``action``, ``transition``, ``count`` (read as TGIF-QA); generated into ``data_dir`` first if
+it is not there yet).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from .builders import (
+    MULTIPLE_CHOICE,
+    OPEN_ENDED,
+    TGIFQA,
+    ActivityNetQA,
+    How2QA,
+    MSRVTTQA,
+    MSVDQA,
+    VideoQABuilder,
+)
+from .synthetic import MARKER_FILE, make_synthetic_videoqa
+
+__all__ = ["DATASETS", "VideoQATaskInfo", "dataset_info", "get_answer_vocab", "get_builder", "load_videoqa"]
+
+DATASETS: dict[str, type[VideoQABuilder]] = {
+    "msrvtt_qa": MSRVTTQA,
+    "msvd_qa": MSVDQA,
+    "activitynet_qa": ActivityNetQA,
+    "how2qa": How2QA,
+    "tgif_qa": TGIFQA,
+}
+# synthetic config -> (builder, subfolder of the synthetic dataset, builder config)
+_SYNTHETIC: dict[str, tuple[type[VideoQABuilder], str, str | None]] = {
+    "open_ended": (MSRVTTQA, "msrvtt_qa", None),
+    "frameqa": (TGIFQA, "tgif_qa", "frameqa"),
+    "action": (TGIFQA, "tgif_qa", "action"),
+    "transition": (TGIFQA, "tgif_qa", "transition"),
+    "count": (TGIFQA, "tgif_qa", "count"),
+}
+KNOWN_NAMES = (*DATASETS, "synthetic")
+
+
+@dataclass(frozen=True)
+class VideoQATaskInfo:
+    """What a model needs to know about a dataset: ``task`` in {open_ended, multiple_choice, count} and,
+    for multiple choice, the number of choices per question."""
+
+    task: str
+    num_choices: int | None = None
+
+
+def _resolve(name: str, config: str | None) -> tuple[type[VideoQABuilder], str | None, str]:
+    """(builder class, builder config name, synthetic subfolder or "") for a dataset name and config."""
+    if name == "synthetic":
+        key = config or "open_ended"
+        if key not in _SYNTHETIC:
+            raise ValueError(f"unknown config {config!r} for synthetic; known: {sorted(_SYNTHETIC)}")
+        builder_cls, subdir, builder_config = _SYNTHETIC[key]
+        return builder_cls, builder_config, subdir
+    if name not in DATASETS:
+        raise ValueError(f"unknown VideoQA dataset {name!r}; known: {', '.join(KNOWN_NAMES)}")
+    builder_cls = DATASETS[name]
+    configs = [c.name for c in builder_cls.BUILDER_CONFIGS]
+    if config is None and len(configs) > 1:
+        raise ValueError(f"{name} needs a config, one of {configs}")
+    if config is not None and config not in configs:
+        raise ValueError(f"unknown config {config!r} for {name}; known: {configs}")
+    return builder_cls, config, ""
+
+
+def dataset_info(name: str, config: str | None = None) -> VideoQATaskInfo:
+    """Task type (and number of choices) of a dataset/config, without reading any file."""
+    builder_cls, builder_config, _ = _resolve(name, config)
+    by_name = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
+    task = by_name[builder_config or builder_cls.BUILDER_CONFIGS[0].name].task
+    return VideoQATaskInfo(task, builder_cls.NUM_CHOICES if task == MULTIPLE_CHOICE else None)
+
+
+def get_builder(name: str, data_dir: str | os.PathLike, config: str | None = None,
+                cache_dir: str | os.PathLike | None = None, **options: Any) -> VideoQABuilder:
+    """The (unprepared) builder of a dataset; ``options`` are builder options (``top_k``,
+    ``min_video_frames``, ``video_dir``). For ``synthetic`` the data is generated first if missing."""
+    builder_cls, builder_config, subdir = _resolve(name, config)
+    data_dir = Path(data_dir)
+    if name == "synthetic":
+        if not (data_dir / MARKER_FILE).is_file():
+            make_synthetic_videoqa(data_dir)
+        data_dir = data_dir / subdir
+    elif not data_dir.is_dir():
+        raise FileNotFoundError(f"{name}: data_dir {data_dir} does not exist; see the docstring of "
+                                f"datasets_scripts.builders.{builder_cls.__name__} for what to put there")
+    return builder_cls(data_dir=str(data_dir), cache_dir=None if cache_dir is None else str(cache_dir),
+                       config_name=builder_config, **options)
+
+
+def load_videoqa(name: str, data_dir: str | os.PathLike, split: str, config: str | None = None,
+                 cache_dir: str | os.PathLike | None = None, **options: Any) -> datasets.Dataset:
+    """Build (once, cached) and return one split of a VideoQA dataset as a ``datasets.Dataset``.
+
+    Columns are described in :mod:`datasets_scripts.builders`; for open-ended datasets
+    ``dataset.features["label"].names`` is the answer vocabulary (``id2label``).
+    """
+    builder = get_builder(name, data_dir, config=config, cache_dir=cache_dir, **options)
+    builder.download_and_prepare()
+    splits = list(builder.info.splits or {})
+    if split not in splits:
+        raise ValueError(f"{name}: no split {split!r} in {builder.config.data_dir}; available: {splits}")
+    return builder.as_dataset(split=split)
+
+
+def get_answer_vocab(name: str, data_dir: str | os.PathLike, config: str | None = None,
+                     **options: Any) -> dict[str, int]:
+    """Open-ended answer vocabulary ``{answer: id}`` (top-K train answers; ``top_k`` option) of a dataset,
+    read from its train annotations; ``{}`` for multiple-choice and count datasets. The same list is in
+    ``load_videoqa(...).features["label"].names``."""
+    if dataset_info(name, config).task != OPEN_ENDED:
+        return {}
+    return dict(get_builder(name, data_dir, config=config, **options).answer_vocab)
+
