@@ -12,13 +12,14 @@ What a video shows
     * after the target's last flash, a **second object** (another target shape, any colour) flashes once.
 
 Why it is temporal (event length vs sampling)
-    ``flash_length = max(2, round(0.5 * δ))`` where δ is the stride of the default
+    ``flash_length = max(2, δ // 2)`` where δ is the stride of the default
     :class:`~modeling_siasamrea.sampling.SiameseSampler` for that video length (auto B = L // 8 in [5, 16];
-    δ is 5-6 frames for L in [48, 150], so a flash lasts 3 frames). A sparse anchor clip (frames s, s+δ, ...)
-    therefore sees one given flash only about half of the time, while the 8 siamese clips (offsets ±1..±4 =
-    the default pace) tile the gap between two anchor frames and always see it when it lies inside the anchor's
-    span. The single evaluation clip (B frames spread over the whole video, spacing ≈ 9 frames) sees one flash
-    about a third of the time, so dense multi-clip inference helps too. ``synthetic_meta.jsonl`` records every
+    δ is 5-7 frames for L in [48, 150], so a flash lasts 2-3 frames, under 7% of the video). A sparse anchor
+    clip (frames s, s+δ, ...) therefore sees one given flash less than half of the time, while the 8 siamese
+    clips (offsets ±1..±4 = the default pace) tile the gap between two anchor frames and see it whenever it
+    lies inside the anchor's span (~85% of the time). The single evaluation clip (B frames spread over the
+    whole video, spacing ≈ 9 frames) sees one given flash about a third of the time, so dense multi-clip
+    inference helps too. ``synthetic_meta.jsonl`` records every
     flash (start frames, length, reference stride) so tests can check this.
 
 Questions (answers balanced per split; never recoverable from the question text)
@@ -96,7 +97,7 @@ _REFERENCE_SAMPLER = SiameseSampler()
 
 def flash_length(num_frames: int) -> int:
     """Frames one flash lasts in a video of ``num_frames``: about half the default sampler's stride δ."""
-    return max(2, int(0.5 * _REFERENCE_SAMPLER.stride(num_frames) + 0.5))
+    return max(2, _REFERENCE_SAMPLER.stride(num_frames) // 2)
 
 
 def _margin(num_frames: int) -> int:
@@ -224,10 +225,13 @@ def _split_sizes(num_videos: int, splits: Mapping[str, float]) -> dict[str, int]
         raise ValueError(f"num_videos={num_videos} is fewer than the {len(splits)} splits")
     total = sum(splits.values())
     exact = {name: num_videos * f / total for name, f in splits.items()}
-    sizes = {name: max(1, int(x)) for name, x in exact.items()}
+    sizes = {name: int(x) for name, x in exact.items()}
     by_remainder = sorted(splits, key=lambda name: exact[name] - int(exact[name]), reverse=True)
     for name in by_remainder[: num_videos - sum(sizes.values())]:
         sizes[name] += 1
+    for name in (n for n in splits if sizes[n] == 0):
+        sizes[max(sizes, key=sizes.get)] -= 1
+        sizes[name] = 1
     return sizes
 
 

@@ -1,0 +1,150 @@
+"""The synthetic VideoQA generator: deterministic, idempotent, balanced, leak-free, and temporally hard."""
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets_scripts import synthetic
+from datasets_scripts.synthetic import MARKER_FILE, META_FILE, make_synthetic_videoqa
+from modeling_siasamrea.sampling import SiameseSampler
+from modeling_siasamrea.video_io import read_clips
+
+SMALL = dict(num_videos=20, min_frames=48, max_frames=72, num_workers=1)
+
+
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory) -> Path:
+    return make_synthetic_videoqa(tmp_path_factory.mktemp("synthetic") / "data", seed=0, **SMALL)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _scripts(num_videos: int, seed: int) -> list[synthetic.VideoScript]:
+    """Event scripts only (no rendering), for statistics over many videos."""
+    return synthetic._scripts(num_videos, seed, 64, 48, 150, {"train": 1.0})
+
+
+def test_same_seed_gives_identical_files_and_other_seed_differs(small_dataset, tmp_path):
+    again = _files(make_synthetic_videoqa(tmp_path / "again", seed=0, **SMALL))
+    first = _files(small_dataset)
+    annotations = [name for name in first if name.endswith((".jsonl", ".csv"))]
+    assert len(annotations) == 3 + 12 + 8 + 1  # msrvtt splits, tgif jsonl, tgif tsv, meta
+    assert {name: first[name] for name in annotations} == {name: again[name] for name in annotations}
+    assert first == again  # videos too: PyAV/x264 encode deterministically here
+    other = _files(make_synthetic_videoqa(tmp_path / "other", seed=1, **SMALL))
+    assert other[META_FILE] != first[META_FILE]
+
+
+def test_rerun_skips_a_complete_folder_and_refuses_other_parameters(small_dataset):
+    video = small_dataset / "videos" / "synth_00000.mp4"
+    mtime = video.stat().st_mtime_ns
+    assert make_synthetic_videoqa(small_dataset, seed=0, **SMALL) == small_dataset
+    assert video.stat().st_mtime_ns == mtime
+    with pytest.raises(ValueError, match="other parameters"):
+        make_synthetic_videoqa(small_dataset, seed=5, **SMALL)
+
+
+def test_layout_matches_what_the_real_builders_read(small_dataset):
+    assert (small_dataset / MARKER_FILE).is_file()
+    for sub in ("msrvtt_qa", "tgif_qa", "tgif_qa_original"):
+        assert (small_dataset / sub / "videos" / "synth_00000.mp4").is_file()
+    line = json.loads((small_dataset / "msrvtt_qa" / "train.jsonl").read_text().splitlines()[0])
+    assert set(line) == {"video_id", "question", "answer", "answer_type"}
+    header = (small_dataset / "tgif_qa_original" / "Train_action_question.csv").read_text().splitlines()[0]
+    assert header.split("\t") == ["gif_name", "question", "a1", "a2", "a3", "a4", "a5", "answer", "vid_id", "key"]
+
+
+def test_answers_are_balanced_within_each_split(small_dataset):
+    meta = [json.loads(line) for line in (small_dataset / META_FILE).read_text().splitlines()]
+    for split in ("train", "val", "test"):
+        videos = [m for m in meta if m["split"] == split]
+        for key in ("target_color", "target_shape", "count", "action_answer", "transition_answer"):
+            counts = Counter(m[key] for m in videos)
+            assert max(counts.values()) - min(counts.values()) <= 1, (split, key, counts)
+            if len(videos) >= 6:
+                assert len(counts) >= min(len(videos), 4), (split, key, counts)
+
+
+def test_answer_cannot_be_guessed_from_the_question_text():
+    train, test = _scripts(3000, seed=0), _scripts(3000, seed=1)
+
+    def majority_accuracy(question, answer) -> float:
+        by_question = defaultdict(Counter)
+        for s in train:
+            by_question[question(s)][answer(s)] += 1
+        guesses = {q: c.most_common(1)[0][0] for q, c in by_question.items()}
+        return float(np.mean([guesses.get(question(s)) == answer(s) for s in test]))
+
+    # colour given "what color is the {shape} ?": chance 1/6; count given the shape: chance 1/5
+    assert majority_accuracy(lambda s: s.target_shape, lambda s: s.target_color) < 1 / 6 + 0.05
+    assert majority_accuracy(lambda s: s.target_shape, lambda s: s.count) < 1 / 5 + 0.05
+    # multiple choice: neither the position nor the most frequent colour/shape among the options gives it away
+    for choices, answer in (("action_choices", "action_answer"), ("transition_choices", "transition_answer")):
+        positions = Counter(getattr(s, answer) for s in train)
+        assert max(positions.values()) / len(train) < 0.2 + 0.01
+
+        def mode_guess(options: list[str]) -> int:
+            colors = Counter(o.split()[0] for o in options)
+            shapes = Counter(o.split()[1] for o in options)
+            return int(np.argmax([colors[o.split()[0]] + shapes[o.split()[1]] for o in options]))
+
+        accuracy = np.mean([mode_guess(getattr(s, choices)) == getattr(s, answer) for s in test])
+        assert accuracy < 0.2 + 0.05, (choices, accuracy)
+
+
+def test_multiple_choice_is_unambiguous():
+    for s in _scripts(500, seed=2):
+        target, second = f"{s.target_color} {s.target_shape}", f"{s.second_color} {s.second_shape}"
+        assert s.action_choices[s.action_answer] == target and second not in s.action_choices
+        assert s.transition_choices[s.transition_answer] == second and target not in s.transition_choices
+        assert len(set(s.action_choices)) == len(set(s.transition_choices)) == 5
+        assert s.second_shape != s.target_shape
+
+
+def test_flashes_are_brief_so_a_sparse_anchor_misses_what_siamese_clips_catch():
+    scripts = _scripts(200, seed=3)
+    sampler, rng = SiameseSampler(), np.random.default_rng(0)
+    for s in scripts:
+        assert 2 <= s.flash_length < s.reference_stride == sampler.stride(s.num_frames)
+        assert s.flash_length <= 0.07 * s.num_frames and len(s.flash_frames()) <= 0.35 * s.num_frames
+        assert s.flash_starts[-1] + s.flash_length <= s.second_start
+        assert s.second_start + s.flash_length <= s.num_frames
+    anchor_hits, union_hits = [], []
+    for s in scripts:
+        first_flash = set(range(s.flash_starts[0], s.flash_starts[0] + s.flash_length))
+        for _ in range(10):
+            indices = sampler.sample(s.num_frames, rng)
+            anchor_hits.append(bool(first_flash & set(indices[0].tolist())))
+            union_hits.append(bool(first_flash & set(indices.ravel().tolist())))
+    assert np.mean(anchor_hits) < 0.6 and np.mean(union_hits) > 0.8
+
+
+def test_target_is_visible_only_during_its_flashes(small_dataset):
+    meta = json.loads((small_dataset / META_FILE).read_text().splitlines()[0])
+    frames = read_clips(small_dataset / "videos" / f"{meta['video_id']}.mp4",
+                        np.arange(meta["num_frames"])[None])[0]
+    cy, cx = meta["target_center"]
+    rgb = np.array(synthetic.COLORS[meta["target_color"]], dtype=float)
+    close = np.abs(frames[:, cy, cx].astype(float) - rgb).max(axis=1) < 40
+    flash = np.zeros(meta["num_frames"], dtype=bool)
+    flash[[t for s in meta["flash_starts"] for t in range(s, s + meta["flash_length"])]] = True
+    assert close[flash].all()
+    assert close[~flash].mean() < 0.2
+
+
+def test_command_line_writes_a_dataset(tmp_path, capsys):
+    synthetic.main([str(tmp_path / "cli"), "--num-videos", "3", "--min-frames", "48", "--max-frames", "50",
+                    "--num-workers", "1"])
+    assert (tmp_path / "cli" / MARKER_FILE).is_file()
+    assert len(list((tmp_path / "cli" / "videos").glob("*.mp4"))) == 3
+    assert "ready" in capsys.readouterr().out
+
+
+def test_too_short_videos_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="min_frames"):
+        make_synthetic_videoqa(tmp_path, num_videos=3, min_frames=20, max_frames=30)
