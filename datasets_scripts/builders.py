@@ -261,6 +261,16 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         return datasets.DatasetInfo(description=(type(self).__doc__ or "").strip(),
                                     features=datasets.Features(features))
 
+    def download_and_prepare(self, *args: Any, **kwargs: Any) -> None:
+        """As in ``datasets``, but a data problem (no example left, a malformed file) surfaces as itself
+        rather than wrapped in a generic ``DatasetGenerationError``."""
+        try:
+            super().download_and_prepare(*args, **kwargs)
+        except datasets.exceptions.DatasetGenerationError as error:
+            if isinstance(error.__cause__, (ValueError, OSError)):
+                raise error.__cause__ from None
+            raise
+
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
         files = self._split_files()
         if not files:
@@ -335,8 +345,8 @@ class MSRVTTQA(VideoQABuilder):
 class MSVDQA(MSRVTTQA):
     """MSVD-QA (open-ended), in the jsonl format shipped by ALPRO (``data/msvd_qa/txt``).
 
-    Layout as :class:`MSRVTTQA`: ``data_dir/{train,val,test}.jsonl`` (or under ``txt/``) and the MSVD clips
-    in ``data_dir/videos/<video_id>.avi`` (YouTubeClips, e.g. ``-4wsuPCjDBc_5_15.avi``).
+    Layout as :class:`MSRVTTQA` (ALPRO's ``data/msvd_qa/{txt,videos}``): ``data_dir/{train,val,test}.jsonl``
+    (or under ``txt/``) and the MSVD clips (YouTubeClips) as ``data_dir/videos/<video_id>.avi``.
     """
 
     DATASET_NAME = "msvd_qa"

@@ -45,7 +45,8 @@ class VideoQATransform:
     when ``seed`` is None. Training offsets are therefore fresh at every access and differ across workers.
 
     If every one of the first ``min_failures_to_abort`` or more samples tried in a process failed, a
-    RuntimeError is raised: the videos are most likely misconfigured, not a few corrupt files.
+    RuntimeError is raised: the videos are most likely misconfigured, not a few corrupt files. The counters
+    ``num_tried`` / ``num_failed`` are per process: each DataLoader worker counts on its own copy.
     """
 
     def __init__(
