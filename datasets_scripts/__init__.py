@@ -11,11 +11,21 @@ from .builders import (
     VideoQAConfig,
     build_answer_vocab,
 )
-from .loading import DATASETS, VideoQATaskInfo, dataset_info, get_answer_vocab, get_builder, load_videoqa
+from .loading import (
+    BUILDERS,
+    DATASETS,
+    VideoQATaskInfo,
+    dataset_info,
+    dataset_task,
+    get_builder,
+    load_answer_vocab,
+    load_videoqa,
+)
 from .synthetic import make_synthetic_videoqa
 from .transforms import VideoQATransform
 
 __all__ = [
+    "BUILDERS",
     "DATASETS",
     "TASKS",
     "ActivityNetQA",
@@ -29,8 +39,9 @@ __all__ = [
     "VideoQATransform",
     "build_answer_vocab",
     "dataset_info",
-    "get_answer_vocab",
+    "dataset_task",
     "get_builder",
+    "load_answer_vocab",
     "load_videoqa",
     "make_synthetic_videoqa",
 ]

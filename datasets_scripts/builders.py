@@ -23,9 +23,10 @@ Columns of every example: ``video_id``, ``video_path`` (str), ``num_frames`` (in
 How2QA adds ``start``/``end`` (float32 seconds) and ``start_frame`` (int32): ``num_frames`` then counts the
 frames of that window, which starts at ``start_frame`` of the video.
 
-Open-ended answers are whitespace-stripped and lower-cased. Options (builder kwargs): ``top_k`` (answer
-vocabulary size, default 1000 as the paper for MSRVTT-QA), ``min_video_frames`` (default 0; the paper uses 40
-for its TGIF-QA pretraining) and ``video_dir`` (videos folder, absolute or relative to ``data_dir``).
+Open-ended answers are whitespace-stripped and lower-cased. Options (builder kwargs):
+``answer_vocab_size`` (K of the top-K answer vocabulary, default 1000 as the paper for MSRVTT-QA),
+``min_video_frames`` (default 0; the paper uses 40 for its TGIF-QA pretraining) and ``video_dir`` (videos
+folder, absolute or relative to ``data_dir``).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class VideoQAConfig(datasets.BuilderConfig):
     """Builder config: ``task`` is fixed per dataset/config; the other fields are user options."""
 
     task: str = OPEN_ENDED
-    top_k: int = 1000
+    answer_vocab_size: int = 1000
     min_video_frames: int = 0
     video_dir: str | None = None
 
@@ -238,7 +239,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
             raise FileNotFoundError(f"{self.DATASET_NAME}: no train annotations in {self.data_path}; the "
                                     f"open-ended answer vocabulary is built from them")
         answers = (_normalize_answer(r["answer"]) for r in self._read_split("train"))
-        return build_answer_vocab(answers, self.config.top_k)
+        return build_answer_vocab(answers, self.config.answer_vocab_size)
 
     def _info(self) -> datasets.DatasetInfo:
         features: dict[str, Any] = {

@@ -27,9 +27,18 @@ from .builders import (
 )
 from .synthetic import MARKER_FILE, make_synthetic_videoqa
 
-__all__ = ["DATASETS", "VideoQATaskInfo", "dataset_info", "get_answer_vocab", "get_builder", "load_videoqa"]
+__all__ = [
+    "BUILDERS",
+    "DATASETS",
+    "VideoQATaskInfo",
+    "dataset_info",
+    "dataset_task",
+    "get_builder",
+    "load_answer_vocab",
+    "load_videoqa",
+]
 
-DATASETS: dict[str, type[VideoQABuilder]] = {
+BUILDERS: dict[str, type[VideoQABuilder]] = {
     "msrvtt_qa": MSRVTTQA,
     "msvd_qa": MSVDQA,
     "activitynet_qa": ActivityNetQA,
@@ -44,7 +53,7 @@ _SYNTHETIC: dict[str, tuple[type[VideoQABuilder], str, str | None]] = {
     "transition": (TGIFQA, "tgif_qa", "transition"),
     "count": (TGIFQA, "tgif_qa", "count"),
 }
-KNOWN_NAMES = (*DATASETS, "synthetic")
+DATASETS: tuple[str, ...] = (*BUILDERS, "synthetic")  # every name load_videoqa knows
 
 
 @dataclass(frozen=True)
@@ -64,9 +73,9 @@ def _resolve(name: str, config: str | None) -> tuple[type[VideoQABuilder], str |
             raise ValueError(f"unknown config {config!r} for synthetic; known: {sorted(_SYNTHETIC)}")
         builder_cls, subdir, builder_config = _SYNTHETIC[key]
         return builder_cls, builder_config, subdir
-    if name not in DATASETS:
-        raise ValueError(f"unknown VideoQA dataset {name!r}; known: {', '.join(KNOWN_NAMES)}")
-    builder_cls = DATASETS[name]
+    if name not in BUILDERS:
+        raise ValueError(f"unknown VideoQA dataset {name!r}; known: {', '.join(DATASETS)}")
+    builder_cls = BUILDERS[name]
     configs = [c.name for c in builder_cls.BUILDER_CONFIGS]
     if config is None and len(configs) > 1:
         raise ValueError(f"{name} needs a config, one of {configs}")
@@ -83,9 +92,14 @@ def dataset_info(name: str, config: str | None = None) -> VideoQATaskInfo:
     return VideoQATaskInfo(task, builder_cls.NUM_CHOICES if task == MULTIPLE_CHOICE else None)
 
 
+def dataset_task(name: str, config: str | None = None) -> str:
+    """``dataset_info(name, config).task``: "open_ended", "multiple_choice" or "count"."""
+    return dataset_info(name, config).task
+
+
 def get_builder(name: str, data_dir: str | os.PathLike, config: str | None = None,
                 cache_dir: str | os.PathLike | None = None, **options: Any) -> VideoQABuilder:
-    """The (unprepared) builder of a dataset; ``options`` are builder options (``top_k``,
+    """The (unprepared) builder of a dataset; ``options`` are builder options (``answer_vocab_size``,
     ``min_video_frames``, ``video_dir``). For ``synthetic`` the data is generated first if missing."""
     builder_cls, builder_config, subdir = _resolve(name, config)
     data_dir = Path(data_dir)
@@ -115,9 +129,9 @@ def load_videoqa(name: str, data_dir: str | os.PathLike, split: str, config: str
     return builder.as_dataset(split=split)
 
 
-def get_answer_vocab(name: str, data_dir: str | os.PathLike, config: str | None = None,
-                     **options: Any) -> dict[str, int]:
-    """Open-ended answer vocabulary ``{answer: id}`` (top-K train answers; ``top_k`` option) of a dataset,
+def load_answer_vocab(name: str, data_dir: str | os.PathLike, config: str | None = None,
+                      **options: Any) -> dict[str, int]:
+    """Open-ended answer vocabulary ``{answer: id}`` (top-K train answers, K = ``answer_vocab_size``) of a dataset,
     read from its train annotations; ``{}`` for multiple-choice and count datasets. The same list is in
     ``load_videoqa(...).features["label"].names``."""
     if dataset_info(name, config).task != OPEN_ENDED:

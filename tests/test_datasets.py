@@ -24,7 +24,8 @@ from datasets_scripts import (
     VideoQATransform,
     build_answer_vocab,
     dataset_info,
-    get_answer_vocab,
+    dataset_task,
+    load_answer_vocab,
     load_videoqa,
     make_synthetic_videoqa,
 )
@@ -251,13 +252,14 @@ def test_build_answer_vocab_ranks_by_frequency_then_alphabetically():
 def test_answer_vocab_keeps_top_k_train_answers_drops_oov_in_train_and_marks_it_in_eval(tmp_path, video_files):
     files = msrvtt_files(["dog", "cat", "dog", "bird", "cat", "bird", "dog", "fish"], val_answers=["cat", "Dog "])
     data_dir = make_data_dir(tmp_path / "msrvtt", files, all_videos(video_files))
-    builder = prepare(MSRVTTQA, data_dir, tmp_path, top_k=2)
+    builder = prepare(MSRVTTQA, data_dir, tmp_path, answer_vocab_size=2)
     train, val = builder.as_dataset("train"), builder.as_dataset("val")
     assert train.features["label"].names == ["dog", "bird"]  # bird and cat tie: alphabetical
     assert builder.answer_vocab == {"dog": 0, "bird": 1}
     assert sorted(train["answer"]) == ["bird", "bird", "dog", "dog", "dog"]
     assert val["label"] == [-1, 0] and val["answer"] == ["cat", "dog"]
-    assert get_answer_vocab("msrvtt_qa", data_dir, top_k=2, cache_dir=tmp_path / "cache") == {"dog": 0, "bird": 1}
+    vocab = load_answer_vocab("msrvtt_qa", data_dir, answer_vocab_size=2, cache_dir=tmp_path / "cache")
+    assert vocab == {"dog": 0, "bird": 1}
 
 
 def test_min_video_frames_drops_shorter_videos(tmp_path, video_files):
@@ -306,6 +308,8 @@ def test_load_videoqa_errors_are_clear(tmp_path, video_files):
         load_videoqa("msrvtt_qa", data_dir, "dev", cache_dir=tmp_path / "cache")
     assert dataset_info("msrvtt_qa") == VideoQATaskInfo("open_ended")
     assert dataset_info("synthetic", "action") == VideoQATaskInfo("multiple_choice", 5)
+    assert dataset_task("synthetic") == "open_ended" and dataset_task("tgif_qa", "count") == "count"
+    assert load_answer_vocab("how2qa", tmp_path) == {}
 
 
 # ---------------------------------------------------------------- synthetic through load_videoqa, transform
