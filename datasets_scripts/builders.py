@@ -424,8 +424,11 @@ class How2QA(VideoQABuilder):
     def _read_split(self, split: str) -> Iterator[dict[str, Any]]:
         with self._split_files()[split].open(encoding="utf-8", newline="") as f:
             for i, row in enumerate(csv.reader(f)):
-                if not row or not row[1].startswith("["):  # blank line or a header some copies add
+                if len(row) < 2 or not row[1].startswith("["):  # blank line or a header some copies add
                     continue
+                if len(row) != 7:
+                    raise ValueError(f"how2qa/{split}: line {i + 1} has {len(row)} fields, expected 7 "
+                                     f"(vid_id, [start:end], 3 wrong answers, question, correct answer)")
                 vid_id, window, *wrong, question, correct = row
                 start, end = (float(t) for t in window.strip("[]").split(":"))
                 question_id = f"{vid_id}_{i}"
