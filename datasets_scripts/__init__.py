@@ -1,12 +1,12 @@
 """Dataset builders for the SiaSamRea benchmarks and the synthetic VideoQA generator."""
 
 from .builders import (
-    TASKS,
-    ActivityNetQA,
-    How2QA,
     MSRVTTQA,
     MSVDQA,
+    TASKS,
     TGIFQA,
+    ActivityNetQA,
+    How2QA,
     VideoQABuilder,
     VideoQAConfig,
     build_answer_vocab,
@@ -27,12 +27,12 @@ from .transforms import VideoQATransform
 __all__ = [
     "BUILDERS",
     "DATASETS",
-    "TASKS",
-    "ActivityNetQA",
-    "How2QA",
     "MSRVTTQA",
     "MSVDQA",
+    "TASKS",
     "TGIFQA",
+    "ActivityNetQA",
+    "How2QA",
     "VideoQABuilder",
     "VideoQAConfig",
     "VideoQATaskInfo",

@@ -51,12 +51,12 @@ import numpy as np
 from modeling_siasamrea.video_io import VideoDecodeError, count_frames
 
 __all__ = [
-    "TASKS",
-    "ActivityNetQA",
-    "How2QA",
     "MSRVTTQA",
     "MSVDQA",
+    "TASKS",
     "TGIFQA",
+    "ActivityNetQA",
+    "How2QA",
     "VideoQABuilder",
     "VideoQAConfig",
     "build_answer_vocab",
@@ -329,7 +329,7 @@ class MSRVTTQA(VideoQABuilder):
     """
 
     DATASET_NAME = "msrvtt_qa"
-    BUILDER_CONFIGS = [VideoQAConfig(name="default", task=OPEN_ENDED)]
+    BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [VideoQAConfig(name="default", task=OPEN_ENDED)]
     SPLITS: ClassVar[tuple[str, ...]] = ("train", "val", "test")
 
     def _split_files(self) -> dict[str, Path]:
@@ -367,7 +367,7 @@ class ActivityNetQA(VideoQABuilder):
     """
 
     DATASET_NAME = "activitynet_qa"
-    BUILDER_CONFIGS = [VideoQAConfig(name="default", task=OPEN_ENDED)]
+    BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [VideoQAConfig(name="default", task=OPEN_ENDED)]
     ANSWER_TYPES: ClassVar[tuple[str, ...]] = ("motion", "spatial_relation", "temporal_relation", "yes_no",
                                                "color", "object", "location", "number", "other")
 
@@ -413,7 +413,7 @@ class How2QA(VideoQABuilder):
 
     DATASET_NAME = "how2qa"
     NUM_CHOICES = 4
-    BUILDER_CONFIGS = [VideoQAConfig(name="default", task=MULTIPLE_CHOICE)]
+    BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [VideoQAConfig(name="default", task=MULTIPLE_CHOICE)]
     FILES: ClassVar[dict[str, str]] = {"train": "how2QA_train_release.csv", "val": "how2QA_val_release.csv",
                                        "test": "how2QA_test_public_release.csv"}
 
@@ -476,7 +476,7 @@ class TGIFQA(VideoQABuilder):
 
     DATASET_NAME = "tgif_qa"
     NUM_CHOICES = 5
-    BUILDER_CONFIGS = [
+    BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [
         VideoQAConfig(name="action", task=MULTIPLE_CHOICE),
         VideoQAConfig(name="transition", task=MULTIPLE_CHOICE),
         VideoQAConfig(name="frameqa", task=OPEN_ENDED),

@@ -16,13 +16,13 @@ from typing import Any
 import datasets
 
 from .builders import (
+    MSRVTTQA,
+    MSVDQA,
     MULTIPLE_CHOICE,
     OPEN_ENDED,
     TGIFQA,
     ActivityNetQA,
     How2QA,
-    MSRVTTQA,
-    MSVDQA,
     VideoQABuilder,
 )
 from .synthetic import MARKER_FILE, make_synthetic_videoqa

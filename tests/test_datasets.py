@@ -15,11 +15,11 @@ from transformers import BertTokenizer
 
 import datasets_scripts.loading
 from datasets_scripts import (
+    MSRVTTQA,
+    MSVDQA,
     TGIFQA,
     ActivityNetQA,
     How2QA,
-    MSRVTTQA,
-    MSVDQA,
     VideoQATaskInfo,
     VideoQATransform,
     build_answer_vocab,
@@ -29,7 +29,11 @@ from datasets_scripts import (
     load_videoqa,
     make_synthetic_videoqa,
 )
-from modeling_siasamrea import SiaSamReaImageProcessor, SiaSamReaProcessor, SiameseSampler
+from modeling_siasamrea import (
+    SiameseSampler,
+    SiaSamReaImageProcessor,
+    SiaSamReaProcessor,
+)
 from modeling_siasamrea.video_io import write_video
 
 VIDEO_LENGTHS = {"long": 60, "mid": 30, "short": 12}  # frames, at 10 fps
@@ -79,8 +83,12 @@ def prepare(builder_cls, data_dir: Path, tmp_path: Path, **options):
 
 
 def msrvtt_files(train_answers: list[str], val_answers: list[str] = ("dog",)) -> dict[str, str]:
+    """MSRVTT-QA jsonl files; question i is about video i % 3; val lines carry a question_id."""
     names = list(VIDEO_LENGTHS)
-    row = lambda i, a: {"video_id": names[i % 3], "question": f"what is {i}?", "answer": a, "answer_type": "what"}  # noqa: E731
+
+    def row(i: int, answer: str) -> dict:
+        return {"video_id": names[i % 3], "question": f"what is {i}?", "answer": answer, "answer_type": "what"}
+
     return {"train.jsonl": jsonl([row(i, a) for i, a in enumerate(train_answers)]),
             "val.jsonl": jsonl([{**row(i, a), "question_id": f"q{i}"} for i, a in enumerate(val_answers)]),
             "test.jsonl": jsonl([row(0, "dog")])}
@@ -321,7 +329,7 @@ def test_load_videoqa_errors_are_clear(tmp_path, video_files):
 
 # ---------------------------------------------------------------- synthetic through load_videoqa, transform
 
-SMALL_SYNTHETIC = dict(num_videos=10, min_frames=48, max_frames=60, num_workers=1)
+SMALL_SYNTHETIC = {"num_videos": 10, "min_frames": 48, "max_frames": 60, "num_workers": 1}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from datasets_scripts.synthetic import MARKER_FILE, META_FILE, make_synthetic_vi
 from modeling_siasamrea.sampling import SiameseSampler
 from modeling_siasamrea.video_io import read_clips
 
-SMALL = dict(num_videos=20, min_frames=48, max_frames=72, num_workers=1)
+SMALL = {"num_videos": 20, "min_frames": 48, "max_frames": 72, "num_workers": 1}
 
 
 @pytest.fixture(scope="module")
