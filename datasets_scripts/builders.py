@@ -142,7 +142,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         if not os.path.isdir(data_dir):
             raise FileNotFoundError(f"{type(self).__name__}: data_dir {data_dir} does not exist")
         kwargs.setdefault("dataset_name", self.DATASET_NAME)
-        kwargs.setdefault("hash", self._annotation_fingerprint(Path(data_dir)))
+        kwargs.setdefault("hash", self._fingerprint(Path(data_dir), kwargs.get("video_dir")))
         self._probed: dict[tuple[str, str], Any] = {}
         super().__init__(*args, data_dir=data_dir, **kwargs)
 
@@ -169,8 +169,9 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
 
     # ----- shared -----
     @classmethod
-    def _annotation_fingerprint(cls, data_dir: Path) -> str:
-        """Hash of the annotation files' names, sizes and mtimes: edited annotations get a fresh cache."""
+    def _fingerprint(cls, data_dir: Path, video_dir: str | None) -> str:
+        """Hash of the annotation files (names, sizes, mtimes) and of the videos folders' mtimes (which change
+        when videos are added or removed): edited annotations or newly downloaded videos get a fresh cache."""
         digest = hashlib.sha1(str(cls.VERSION).encode())
         for sub in cls.ANNOTATION_SUBDIRS:
             folder = data_dir / sub
@@ -179,6 +180,9 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
                     if path.suffix in _ANNOTATION_SUFFIXES and path.is_file():
                         stat = path.stat()
                         digest.update(f"{sub}/{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        for sub in (*cls.VIDEO_SUBDIRS, *([video_dir] if video_dir else [])):
+            if (data_dir / sub).is_dir():
+                digest.update(f"{sub}:{(data_dir / sub).stat().st_mtime_ns}".encode())
         return digest.hexdigest()[:16]
 
     @property

@@ -299,6 +299,13 @@ def test_missing_and_unreadable_videos_are_reported_and_dropped(tmp_path, video_
     assert "unreadable video" in caplog.text and "mid.mp4" in caplog.text
 
 
+def test_videos_added_after_a_build_are_picked_up_by_the_next_build(tmp_path, video_files):
+    data_dir = make_data_dir(tmp_path / "msrvtt", msrvtt_files(["dog", "cat", "dog"]), {"long.mp4": video_files["long"]})
+    assert prepare(MSRVTTQA, data_dir, tmp_path).as_dataset("train")["video_id"] == ["long"]
+    shutil.copy(video_files["mid"], data_dir / "videos" / "mid.mp4")
+    assert prepare(MSRVTTQA, data_dir, tmp_path).as_dataset("train")["video_id"] == ["long", "mid"]
+
+
 def test_an_error_names_the_videos_folder_when_no_example_remains(tmp_path):
     data_dir = make_data_dir(tmp_path / "msrvtt", msrvtt_files(["dog"]), {})
     with pytest.raises(ValueError, match="no example left.*videos"):
