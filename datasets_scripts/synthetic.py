@@ -52,6 +52,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -59,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 
 from modeling_siasamrea.sampling import SiameseSampler
 from modeling_siasamrea.video_io import write_video
@@ -384,17 +386,30 @@ def make_synthetic_videoqa(
     params = {"version": GENERATOR_VERSION, "num_videos": num_videos, "seed": seed, "image_size": image_size,
               "min_frames": min_frames, "max_frames": max_frames, "fps": fps, "splits": splits}
     out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
     marker = out / MARKER_FILE
-    if marker.is_file():
-        if json.loads(marker.read_text()) == params:
-            return out
-        if not overwrite:
-            raise ValueError(f"{out} holds a synthetic dataset generated with other parameters "
-                             f"({marker.read_text().strip()}); use another folder or overwrite=True")
-        marker.unlink()
-    scripts = _scripts(num_videos, seed, image_size, min_frames, max_frames, splits)
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    tasks = [(s, seed, image_size, fps, str(out / "videos" / f"{s.video_id}.mp4")) for s in scripts]
+    with FileLock(str(out / ".synthetic.lock")):  # several processes may ask for the same folder at once
+        if marker.is_file():
+            if json.loads(marker.read_text()) == params:
+                return out
+            if not overwrite:
+                raise ValueError(f"{out} holds a synthetic dataset generated with other parameters "
+                                 f"({marker.read_text().strip()}); use another folder or overwrite=True")
+            marker.unlink()
+            shutil.rmtree(out / "videos", ignore_errors=True)
+        scripts = _scripts(num_videos, seed, image_size, min_frames, max_frames, splits)
+        _write_videos(out / "videos", scripts, seed, image_size, fps, num_workers)
+        _write_annotations(out, scripts, list(splits))
+        _write_jsonl(out / META_FILE, [asdict(s) for s in scripts])
+        marker.write_text(json.dumps(params) + "\n")
+    return out
+
+
+def _write_videos(folder: Path, scripts: list[VideoScript], seed: int, image_size: int, fps: int,
+                  num_workers: int | None) -> None:
+    """Render and encode every video, in ``num_workers`` processes (default: up to 2)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tasks = [(s, seed, image_size, fps, str(folder / f"{s.video_id}.mp4")) for s in scripts]
     workers = num_workers if num_workers is not None else min(2, os.cpu_count() or 1)
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
@@ -402,10 +417,6 @@ def make_synthetic_videoqa(
     else:
         for task in tasks:
             _write_one(task)
-    _write_annotations(out, scripts, list(splits))
-    _write_jsonl(out / META_FILE, [asdict(s) for s in scripts])
-    marker.write_text(json.dumps(params) + "\n")
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -49,6 +49,14 @@ def test_rerun_skips_a_complete_folder_and_refuses_other_parameters(small_datase
         make_synthetic_videoqa(small_dataset, seed=5, **SMALL)
 
 
+def test_overwrite_regenerates_with_new_parameters(tmp_path):
+    tiny = {"min_frames": 48, "max_frames": 50, "num_workers": 1}
+    make_synthetic_videoqa(tmp_path, num_videos=4, **tiny)
+    make_synthetic_videoqa(tmp_path, num_videos=3, seed=7, overwrite=True, **tiny)
+    assert json.loads((tmp_path / MARKER_FILE).read_text())["seed"] == 7
+    assert len(list((tmp_path / "videos").glob("*.mp4"))) == 3
+
+
 def test_layout_matches_what_the_real_builders_read(small_dataset):
     assert (small_dataset / MARKER_FILE).is_file()
     for sub in ("msrvtt_qa", "tgif_qa", "tgif_qa_original"):
