@@ -1,0 +1,254 @@
+"""`video-question-answering` pipeline for SiaSamRea models, shippable next to the weights as remote code.
+
+A flat module with relative imports only: `VideoQuestionAnsweringPipeline.save_pretrained` (or
+`save_pipeline_folder`) copies it, with `sampling.py` and `video_io.py`, into the saved folder and records it under
+`custom_pipelines` in `config.json`, so that in any process
+
+    pipeline("video-question-answering", model=folder, trust_remote_code=True)
+
+loads the model, the processor and this pipeline from the folder alone.
+"""
+
+import os
+import types
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from transformers import AutoModel, Pipeline, PreTrainedModel, ProcessorMixin
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .modeling_siasamrea import AGGREGATIONS, aggregate_clip_logits
+from .sampling import SiameseSampler
+from .video_io import count_frames, read_clips
+
+TASK = "video-question-answering"
+# Frames per clip when neither the call, the pipeline nor the model config (`num_frames`) says otherwise.
+DEFAULT_NUM_FRAMES = 8
+DEFAULT_TOP_K = 5
+INPUT_KEYS = ("video", "question", "choices")
+VIDEO_TYPES = (str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, torch.Tensor)
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _as_video(video: Any) -> Any:
+    """Check the `video` input; a list of (H, W, 3) frames becomes one (T, H, W, 3) array."""
+    if video is None or (isinstance(video, str) and not video):
+        raise ValueError("`video` is missing: pass a video file path, its bytes, a frame folder or (T, H, W, 3) frames")
+    if isinstance(video, (list, tuple)):
+        if not video:
+            raise ValueError("`video` is an empty list of frames")
+        try:
+            return np.stack([np.asarray(frame) for frame in video])
+        except ValueError as error:
+            raise ValueError(f"`video`: the frames of a list must share one shape ({error})") from error
+    if not isinstance(video, VIDEO_TYPES):
+        raise ValueError(
+            "`video` must be a video file path, its bytes, a frame folder, a (T, H, W, 3) uint8 array or a list of "
+            f"frames; got {type(video).__name__}"
+        )
+    return video
+
+
+def _is_example_or_batch(value: Any) -> bool:
+    """True for the dict / list-of-dicts / dataset / generator forms of the pipeline input."""
+    if isinstance(value, list):
+        return bool(value) and isinstance(value[0], dict)
+    return isinstance(value, (dict, Dataset, types.GeneratorType))
+
+
+class VideoQuestionAnsweringPipeline(Pipeline):
+    """Answer a question about a video with a SiaSamRea model (open-ended, multiple-choice or count).
+
+    Inference follows the paper: by default (`num_clips=1`) only the anchor clip, `num_frames` frames spread uniformly
+    over the video (`SiameseSampler.sample_eval`), is decoded and encoded, so a call costs exactly one plain forward
+    of that clip. The model runs its siamese branch only when given labels, which the pipeline never passes: there is
+    no siamese sampling, knowledge generation or reasoning at inference. `num_clips > 1` is ClipBERT-style dense
+    inference: that many uniformly placed clips go through one batched forward and their logits are aggregated
+    (`aggregation`: `"mean"`, `"max"` or `"lse"` = logsumexp) before the softmax.
+
+    Batching (`batch_size > 1`) gives the same results as single calls. Items whose clips have the same shape share
+    one forward; with `num_frames="auto"` (frames per clip grow with the video length) a batch runs one forward per
+    distinct clip length. Multiple-choice items of one batch may have different numbers of choices: the choice axis
+    is padded, each choice is scored independently, and padded choices are dropped before the softmax over the
+    item's own choices.
+
+    Outputs (per input):
+        - open-ended: `[{"answer": str, "score": float}, ...]`, the `top_k` (default 5) most probable answers;
+        - multiple choice: `[{"choice": str, "index": int, "score": float}, ...]`, all choices (or the `top_k` best)
+          ranked by their softmax probability;
+        - count: `{"count": float, "rounded": int}`, the regressed count and its non-negative rounding.
+    """
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_video_processor = False
+
+    @property
+    def default_num_frames(self) -> int | str:
+        """Frames per clip when the call does not say: the model config's `num_frames` if saved, else 8."""
+        return getattr(self.model.config, "num_frames", None) or DEFAULT_NUM_FRAMES
+
+    def __call__(
+        self, video: Any = None, question: str | None = None, choices: list[str] | None = None, **kwargs: Any
+    ) -> list[dict[str, Any]] | dict[str, Any] | list[Any]:
+        """Answer one question or a batch of them.
+
+        Args:
+            video: a video file path, its raw bytes, a folder of frames, a (T, H, W, 3) uint8 array / tensor or a list
+                of frames. Or, with `question`/`choices` left out, one input dict `{"video", "question"[,
+                "choices"]}`, a list of such dicts (answered in batches of `batch_size`), a dataset or a generator.
+            question: the question.
+            choices: the candidate answers, for multiple-choice models only.
+            top_k (`int`, *optional*): number of answers returned (open-ended: default 5; multiple choice: default
+                all; ignored by count models).
+            num_clips (`int`, *optional*, defaults to 1): clips per video; 1 = the anchor clip only (the paper).
+            aggregation (`str`, *optional*, defaults to `"mean"`): how `num_clips > 1` clip logits are combined.
+            num_frames (`int` or `"auto"`, *optional*): frames per clip (default: the model config's `num_frames`,
+                else 8).
+            batch_size (`int`, *optional*): items per forward for list / dataset inputs.
+        """
+        if _is_example_or_batch(video):
+            if question is not None or choices is not None:
+                raise ValueError("pass `question` and `choices` inside each input dict, not as keyword arguments")
+            return super().__call__(video, **kwargs)
+        return super().__call__({"video": video, "question": question, "choices": choices}, **kwargs)
+
+    def _sanitize_parameters(
+        self,
+        top_k: int | None = None,
+        num_clips: int | None = None,
+        aggregation: str | None = None,
+        num_frames: int | str | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        preprocess_params, forward_params, postprocess_params = {}, {}, {}
+        if num_frames is not None:
+            preprocess_params["sampler"] = SiameseSampler(num_frames=num_frames, num_siamese_clips=0)
+        if num_clips is not None:
+            preprocess_params["num_clips"] = _check_positive_int("num_clips", num_clips)
+        if aggregation is not None:
+            if aggregation not in AGGREGATIONS:
+                raise ValueError(f"`aggregation` must be one of {AGGREGATIONS}, got {aggregation!r}")
+            forward_params["aggregation"] = aggregation
+        if top_k is not None:
+            postprocess_params["top_k"] = _check_positive_int("top_k", top_k)
+        return preprocess_params, forward_params, postprocess_params
+
+    def _check_choices(self, choices: Any) -> list[str] | None:
+        task = self.model.config.task
+        if task != "multiple_choice":
+            if choices is not None:
+                raise ValueError(f"`choices` were given, but this is a {task} model, which takes none")
+            return None
+        if choices is None:
+            raise ValueError("`choices` are missing: a multiple-choice model needs the candidate answers")
+        if isinstance(choices, str) or not isinstance(choices, (list, tuple)) or not choices:
+            raise ValueError(f"`choices` must be a non-empty list of strings, got {choices!r}")
+        return list(choices)
+
+    def preprocess(
+        self, inputs: dict[str, Any], sampler: SiameseSampler | None = None, num_clips: int = 1
+    ) -> dict[str, Any]:
+        """Validate one input, decode only the sampled frames and run the processor."""
+        if not isinstance(inputs, dict):
+            raise ValueError(f"each input must be a dict with keys {INPUT_KEYS}, got {type(inputs).__name__}")
+        unknown = sorted(set(inputs) - set(INPUT_KEYS))
+        if unknown:
+            raise ValueError(f"unknown input keys {unknown}; expected {INPUT_KEYS}")
+        question = inputs.get("question")
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError(f"`question` must be a non-empty string, got {question!r}")
+        choices = self._check_choices(inputs.get("choices"))
+        video = _as_video(inputs.get("video"))
+        if sampler is None:
+            sampler = SiameseSampler(num_frames=self.default_num_frames, num_siamese_clips=0)
+        clips = read_clips(video, sampler.sample_eval(count_frames(video), num_clips))
+        model_inputs = dict(self.processor(videos=clips, text=question, choices=choices))
+        # numpy, so that batching lists the clips instead of concatenating them: their shapes may differ
+        model_inputs["pixel_values"] = model_inputs["pixel_values"].numpy()
+        if choices is not None:
+            model_inputs["choices"] = [choices]  # one entry per batch item, like the tensors
+        return model_inputs
+
+    def _forward(self, model_inputs: dict[str, Any], aggregation: str = "mean") -> dict[str, Any]:
+        """One forward per clip shape in the batch (one in all unless `num_frames="auto"` meets videos of different
+        lengths), then the clip logits of each item aggregated."""
+        choices = model_inputs.pop("choices", None)
+        videos = model_inputs.pop("pixel_values")  # (1, clips, frames, 3, S, S), or a list of them when batched
+        videos = videos if isinstance(videos, list) else [videos]
+        rows_by_shape = defaultdict(list)
+        for row, video in enumerate(videos):
+            rows_by_shape[video.shape].append(row)
+        logits = [None] * len(videos)
+        for rows in rows_by_shape.values():
+            pixel_values = torch.from_numpy(np.concatenate([videos[row] for row in rows]))
+            text = {key: value[rows] for key, value in model_inputs.items()}
+            clip_logits = self.model(pixel_values=pixel_values.to(self.device, self.dtype), **text).clip_logits
+            for row, row_logits in zip(rows, aggregate_clip_logits(clip_logits, aggregation)):
+                logits[row] = row_logits
+        outputs = {"logits": torch.stack(logits)}  # "logits" first: the batch size is read from it
+        if choices is not None:
+            outputs["choices"] = choices
+        return outputs
+
+    def postprocess(
+        self, model_outputs: dict[str, Any], top_k: int | None = None
+    ) -> list[dict[str, Any]] | dict[str, Any]:
+        logits = model_outputs["logits"][0].float()
+        task = self.model.config.task
+        if task == "count":
+            count = logits[0].item()
+            return {"count": count, "rounded": max(0, round(count))}
+        if task == "multiple_choice":
+            choices = model_outputs["choices"][0]
+            probs = logits[: len(choices)].softmax(dim=-1)  # drop choices padded in by batching
+            scores, indices = probs.topk(min(top_k or len(choices), len(choices)))
+            return [
+                {"choice": choices[i], "index": i, "score": score}
+                for score, i in zip(scores.tolist(), indices.tolist())
+            ]
+        scores, indices = logits.softmax(dim=-1).topk(min(top_k or DEFAULT_TOP_K, logits.numel()))
+        id2label = self.model.config.id2label
+        return [{"answer": id2label[i], "score": score} for score, i in zip(scores.tolist(), indices.tolist())]
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """Save model, processor and this pipeline's code so that the folder loads with `pipeline(...,
+        trust_remote_code=True)`; a `num_frames` given to this pipeline is kept as the config's default."""
+        sampler = self._preprocess_params.get("sampler")
+        if sampler is not None:
+            self.model.config.num_frames = sampler.num_frames
+        super().save_pretrained(save_directory, **kwargs)  # model + config with `custom_pipelines` + this module
+        self.processor.save_pretrained(save_directory, **kwargs)  # + processor_config.json, with its auto_map
+
+
+def save_pipeline_folder(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    save_directory: str | os.PathLike,
+    num_frames: int | str | None = None,
+) -> Path:
+    """Write a self-contained folder: weights, config, processor, and the model / processor / pipeline code.
+
+    In a fresh process, without this package, `pipeline("video-question-answering", model=save_directory,
+    trust_remote_code=True)` then works. `num_frames` (int or "auto") becomes the pipeline's default frames per clip
+    (stored as `config.num_frames`). The model stays on its device.
+    """
+    kwargs = {} if num_frames is None else {"num_frames": num_frames}
+    pipe = VideoQuestionAnsweringPipeline(model=model, processor=processor, device=model.device, **kwargs)
+    pipe.save_pretrained(save_directory)
+    return Path(save_directory)
+
+
+PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=VideoQuestionAnsweringPipeline, pt_model=AutoModel)
+
+__all__ = ["VideoQuestionAnsweringPipeline", "save_pipeline_folder"]
