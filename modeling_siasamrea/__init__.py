@@ -16,6 +16,7 @@ from .modeling_siasamrea import (
     aggregate_clip_logits,
     multiple_choice_hinge_loss,
 )
+from .pipeline_siasamrea import VideoQuestionAnsweringPipeline, save_pipeline_folder
 from .processing_siasamrea import SiaSamReaProcessor
 from .sampling import SiameseSampler
 from .siamese_reasoning import SiameseKnowledgeHead, siamese_knowledge_generation, siamese_knowledge_reasoning
@@ -44,9 +45,11 @@ __all__ = [
     "SiameseKnowledgeHead",
     "SiameseSampler",
     "VideoDecodeError",
+    "VideoQuestionAnsweringPipeline",
     "count_frames",
     "multiple_choice_hinge_loss",
     "read_clips",
+    "save_pipeline_folder",
     "siamese_knowledge_generation",
     "siamese_knowledge_reasoning",
     "write_video",
