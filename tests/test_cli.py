@@ -1,0 +1,91 @@
+"""The `siasamrea` command line and the offline demo (quick mode) end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from training.cli import main
+from training.demo import run_demo
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    run_demo(out, quick=True, num_videos=40)
+    return out
+
+
+def test_demo_writes_data_model_metrics_and_figure(demo_dir, capsys):
+    model = demo_dir / "model"
+    for name in ("config.json", "model.safetensors", "pipeline_siasamrea.py", "processor_config.json",
+                 "eval_results.json", "README.md"):
+        assert (model / name).is_file(), name
+    assert (demo_dir / "data" / "msrvtt_qa" / "train.jsonl").is_file()
+    assert Image.open(demo_dir / "siamese_example.png").size == (1200, 800)
+
+
+def test_demo_second_run_reuses_what_exists(demo_dir, capsys):
+    before = (demo_dir / "model" / "model.safetensors").stat().st_mtime_ns
+    metrics = run_demo(demo_dir, quick=True, num_videos=40)
+    out = capsys.readouterr().out
+    assert "reusing the model trained before" in out and "accuracy" in out
+    assert (demo_dir / "model" / "model.safetensors").stat().st_mtime_ns == before
+    assert metrics == json.loads((demo_dir / "model" / "eval_results.json").read_text())
+
+
+def test_predict_prints_ranked_answers(demo_dir, capsys):
+    video = sorted((demo_dir / "data" / "videos").glob("*.mp4"))[0]
+    main(["predict", str(video), "what color is the circle ?", "--model", str(demo_dir / "model"), "--top_k", "3"])
+    answers = json.loads(capsys.readouterr().out)
+    assert len(answers) == 3 and {"answer", "score"} <= answers[0].keys()
+    assert answers[0]["score"] >= answers[1]["score"] >= answers[2]["score"]
+
+
+def test_predict_with_a_missing_video_names_it(demo_dir):
+    with pytest.raises(ValueError, match="nope.mp4"):
+        main(["predict", "nope.mp4", "what color is the circle ?", "--model", str(demo_dir / "model")])
+
+
+def test_eval_reports_the_saved_metrics(demo_dir, tmp_path, capsys):
+    main(["eval", "--model", str(demo_dir / "model"), "--data_dir", str(demo_dir / "data"),
+          "--dataset_config", "open_ended", "--num_frames", "8", "--output_dir", str(tmp_path),
+          "--max_eval_samples", "16", "--use_cpu", "true", "--disable_tqdm", "true"])
+    printed = capsys.readouterr().out
+    metrics = json.loads(printed[printed.rindex("{\n"):])  # after the Trainer's own log lines
+    saved = json.loads((demo_dir / "model" / "eval_results.json").read_text())
+    assert metrics["eval_accuracy"] == saved["eval_accuracy"]
+
+
+def test_visualize_writes_the_png(demo_dir, tmp_path):
+    video = sorted((demo_dir / "data" / "videos").glob("*.mp4"))[0]
+    out = tmp_path / "fig.png"
+    main(["visualize", str(video), "what color is the circle ?", "--label", "red", "--model",
+          str(demo_dir / "model"), "--output", str(out)])
+    assert Image.open(out).size == (1200, 800)
+
+
+def test_make_synthetic_passes_options_through(tmp_path):
+    main(["make-synthetic", str(tmp_path / "syn"), "--num-videos", "4", "--min-frames", "48", "--max-frames", "60"])
+    assert len(list((tmp_path / "syn" / "videos").glob("*.mp4"))) == 4
+
+
+@pytest.mark.parametrize("command", [[], ["predict"], ["train"], ["eval"], ["make-synthetic"], ["visualize"],
+                                     ["demo"]])
+def test_help_is_useful(command):
+    result = subprocess.run([sys.executable, "-m", "training.cli", *command, "--help"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert "usage: siasamrea" in result.stdout
+    if not command:
+        for name in ("predict", "train", "eval", "make-synthetic", "visualize", "convert-clipbert", "demo"):
+            assert name in result.stdout
+
+
+def test_unknown_arguments_are_rejected(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--speed", "fast"])
+    assert "unrecognized arguments: --speed fast" in capsys.readouterr().err

@@ -1,0 +1,135 @@
+"""The `siasamrea` command line: predict, train, eval, make-synthetic, visualize, convert-clipbert and demo."""
+
+import argparse
+import json
+import sys
+
+DEFAULT_MODEL = "demo_output/model"
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from transformers import pipeline
+
+    import modeling_siasamrea  # noqa: F401  (registers the task and the local classes)
+
+    vqa = pipeline("video-question-answering", model=args.model, trust_remote_code=True)
+    result = vqa(video=args.video, question=args.question, choices=args.choices, top_k=args.top_k,
+                 num_clips=args.num_clips, aggregation=args.aggregation)
+    print(json.dumps(result, indent=2))
+
+
+def _train(args: argparse.Namespace, extra: list[str]) -> None:
+    from training import run_videoqa
+
+    run_videoqa.main([args.config, *extra])
+
+
+def _eval(args: argparse.Namespace, extra: list[str]) -> None:
+    from training import run_videoqa
+
+    argv = ["--model_name_or_path", args.model, "--dataset_name", args.dataset_name, "--output_dir", args.output_dir,
+            "--eval_split", args.split, "--num_eval_clips", str(args.num_eval_clips), "--do_train", "false"]
+    for name in ("dataset_config", "data_dir", "num_frames"):
+        if getattr(args, name) is not None:
+            argv += [f"--{name}", str(getattr(args, name))]
+    metrics = run_videoqa.main(argv + extra)
+    print(json.dumps(metrics, indent=2))
+
+
+def _make_synthetic(args: argparse.Namespace, extra: list[str]) -> None:
+    from datasets_scripts.synthetic import main
+
+    main([args.output_dir, *extra])
+
+
+def _visualize(args: argparse.Namespace) -> None:
+    from modeling_siasamrea import SiaSamReaForVideoQuestionAnswering, SiaSamReaProcessor
+    from training.visualize import visualize_siamese_example
+
+    path = visualize_siamese_example(
+        SiaSamReaForVideoQuestionAnswering.from_pretrained(args.model), SiaSamReaProcessor.from_pretrained(args.model),
+        args.video, args.question, label=args.label, choices=args.choices, output_path=args.output, seed=args.seed,
+    )
+    print(f"wrote {path}")
+
+
+def _convert(extra: list[str]) -> None:
+    from modeling_siasamrea.convert_clipbert_checkpoint import main
+
+    main(extra)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from training.demo import run_demo
+
+    run_demo(args.output_dir, quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="siasamrea", description="SiaSamRea VideoQA (NeurIPS 2021): train, evaluate and ask questions about videos."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    predict = commands.add_parser("predict", help="answer a question about a video (anchor clip only by default)")
+    predict.add_argument("video", help="video file, folder of frames")
+    predict.add_argument("question")
+    predict.add_argument("--choices", nargs="+", help="answer choices (multiple-choice models)")
+    predict.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or Hub id (default: {DEFAULT_MODEL})")
+    predict.add_argument("--top_k", type=int, default=5, help="answers to show (open-ended)")
+    predict.add_argument("--num_clips", type=int, default=1, help="1 = anchor clip only; >1 = dense inference")
+    predict.add_argument("--aggregation", default="mean", choices=["mean", "max", "lse"], help="dense inference")
+
+    train = commands.add_parser("train", help="fine-tune: training/run_videoqa.py CONFIG [--key value ...]",
+                                description="Any further --key value overrides the config (see run_videoqa.py).")
+    train.add_argument("config", help="YAML/JSON config, e.g. training/configs/synthetic.yaml")
+
+    evaluate = commands.add_parser("eval", help="evaluate a saved model on a dataset split",
+                                   description="Any further --key value goes to run_videoqa.py.")
+    evaluate.add_argument("--model", default=DEFAULT_MODEL)
+    evaluate.add_argument("--dataset_name", default="synthetic")
+    evaluate.add_argument("--dataset_config")
+    evaluate.add_argument("--data_dir")
+    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--num_frames")
+    evaluate.add_argument("--num_eval_clips", type=int, default=1, help=">1: dense evaluation")
+    evaluate.add_argument("--output_dir", default="outputs/eval")
+
+    synthetic = commands.add_parser("make-synthetic", help="write the synthetic VideoQA dataset",
+                                    description="Options: --num-videos --seed --image-size --min-frames ...")
+    synthetic.add_argument("output_dir")
+
+    visualize = commands.add_parser("visualize", help="PNG of one example's siamese clips, knowledge Â and soft label Q")
+    visualize.add_argument("video")
+    visualize.add_argument("question")
+    visualize.add_argument("--label", help="ground-truth answer (or choice, or count)")
+    visualize.add_argument("--choices", nargs="+")
+    visualize.add_argument("--model", default=DEFAULT_MODEL)
+    visualize.add_argument("--output", default="siamese_example.png")
+    visualize.add_argument("--seed", type=int, default=0)
+
+    commands.add_parser("convert-clipbert", add_help=False, help="convert a ClipBERT .pt checkpoint (see --help)")
+
+    demo = commands.add_parser("demo", help="synthetic videos -> train -> evaluate -> answer questions -> figure")
+    demo.add_argument("--output_dir", default="demo_output")
+    demo.add_argument("--quick", action="store_true", help="a few training steps only")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["convert-clipbert"]:
+        return _convert(argv[1:])
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command in ("train", "eval", "make-synthetic"):
+        {"train": _train, "eval": _eval, "make-synthetic": _make_synthetic}[args.command](args, extra)
+        return None
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    {"predict": _predict, "visualize": _visualize, "demo": _demo}[args.command](args)
+    return None
+
+
+if __name__ == "__main__":
+    main()
