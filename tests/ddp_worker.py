@@ -1,5 +1,5 @@
-"""Run by `test_training.py` under `torch.distributed.run --nproc_per_node 2`: the real training entry point on
-CPU with DDP, recording which training examples each rank saw and a checksum of its parameters."""
+"""Run by `test_training.py` under `accelerate launch` (training/accelerate/cpu_2proc.yaml): the real training
+entry point on CPU with DDP, recording which training examples each rank saw and a checksum of its parameters."""
 
 import json
 import sys

@@ -132,8 +132,9 @@ def test_resume_from_checkpoint_continues_with_the_same_losses(synthetic_dir, tm
 
 def test_two_process_cpu_ddp_trains_disjoint_data_to_identical_parameters(synthetic_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO / "tests"), OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    result = subprocess.run(  # the shipped 2-process CPU config: MULTI_GPU + use_cpu (plain --cpu starts one)
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+         str(REPO / "training" / "accelerate" / "cpu_2proc.yaml"), "--main_process_port", "29533",
          str(REPO / "tests" / "ddp_worker.py"), str(synthetic_dir), str(tmp_path)],
         env=env, capture_output=True, text=True, timeout=600,
     )
