@@ -1,6 +1,7 @@
 """The `siasamrea` command line and the offline demo (quick mode) end to end."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ from PIL import Image
 
 from training.cli import main
 from training.demo import run_demo
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +55,7 @@ def test_predict_with_a_missing_video_names_it(demo_dir):
 
 def test_eval_reports_the_saved_metrics(demo_dir, tmp_path, capsys):
     main(["eval", "--model", str(demo_dir / "model"), "--data_dir", str(demo_dir / "data"),
-          "--dataset_config", "open_ended", "--num_frames", "8", "--output_dir", str(tmp_path),
+          "--dataset_config", "open_ended", "--output_dir", str(tmp_path),  # frames per clip: the model's
           "--max_eval_samples", "16", "--use_cpu", "true", "--disable_tqdm", "true"])
     printed = capsys.readouterr().out
     metrics = json.loads(printed[printed.rindex("{\n"):])  # after the Trainer's own log lines
@@ -66,6 +69,29 @@ def test_visualize_writes_the_png(demo_dir, tmp_path):
     main(["visualize", str(video), "what color is the circle ?", "--label", "red", "--model",
           str(demo_dir / "model"), "--output", str(out)])
     assert Image.open(out).size == (1200, 800)
+
+
+def test_train_command_runs_the_training_entry_point(demo_dir, tmp_path):
+    main(["train", str(REPO / "training" / "configs" / "synthetic.yaml"), "--data_dir", str(demo_dir / "data"),
+          "--output_dir", str(tmp_path / "run"), "--max_steps", "2", "--max_train_samples", "8",
+          "--max_eval_samples", "8", "--num_siamese_clips", "2", "--disable_tqdm", "true"])
+    assert (tmp_path / "run" / "model.safetensors").is_file() and (tmp_path / "run" / "eval_results.json").is_file()
+
+
+def test_accelerate_launch_with_two_cpu_processes_runs_the_training_script(demo_dir, tmp_path):
+    """The README's `accelerate launch --config_file training/accelerate/cpu_2proc.yaml training/run_videoqa.py`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+         str(REPO / "training" / "accelerate" / "cpu_2proc.yaml"), "--main_process_port", "29537",
+         str(REPO / "training" / "run_videoqa.py"), str(REPO / "training" / "configs" / "synthetic.yaml"),
+         "--data_dir", str(demo_dir / "data"), "--output_dir", str(tmp_path / "ddp"), "--max_steps", "2",
+         "--max_train_samples", "16", "--max_eval_samples", "8", "--num_siamese_clips", "2",
+         "--disable_tqdm", "true"],
+        capture_output=True, text=True, timeout=600, env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "ddp" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "ddp" / "trainer_state.json").read_text())["global_step"] == 2
 
 
 def test_make_synthetic_passes_options_through(tmp_path):

@@ -74,7 +74,10 @@ class DataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the annotations and videos."})
     train_split: str = "train"
     eval_split: str = "val"
-    num_frames: str = field(default="auto", metadata={"help": "Frames per clip, or 'auto' (5-16 by video length)."})
+    num_frames: str | None = field(
+        default=None,
+        metadata={"help": "Frames per clip, or 'auto' (5-16 by video length); default: the saved model's, else auto."},
+    )
     max_image_size: int = field(default=448, metadata={"help": "Longer frame side after resizing (ClipBERT: 448)."})
     max_length: int = field(default=40, metadata={"help": "Max question tokens."})
     answer_vocab_size: int = field(default=1000, metadata={"help": "Top-K train answers (open-ended)."})
@@ -84,8 +87,9 @@ class DataArguments:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
 
-    def frames(self) -> int | str:
-        return self.num_frames if self.num_frames == "auto" else int(self.num_frames)
+    def frames(self, config: SiaSamReaConfig) -> int | str:
+        value = str(self.num_frames or getattr(config, "num_frames", None) or "auto")
+        return value if value == "auto" else int(value)
 
 
 @dataclass
@@ -137,7 +141,7 @@ def validate_args(model_args: ModelArguments, data_args: DataArguments) -> None:
             raise ValueError(f"dataset {data_args.dataset_name!r} needs --data_dir (the folder with its annotations)")
         if not Path(data_args.data_dir).is_dir():
             raise ValueError(f"data_dir {data_args.data_dir} does not exist")
-    if data_args.num_frames != "auto" and not data_args.num_frames.isdigit():
+    if data_args.num_frames not in (None, "auto") and not data_args.num_frames.isdigit():
         raise ValueError(f"num_frames must be 'auto' or a positive integer, got {data_args.num_frames!r}")
     if data_args.num_eval_clips < 1:
         raise ValueError(f"num_eval_clips must be >= 1, got {data_args.num_eval_clips}")
@@ -221,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         training_args.greater_is_better = task != "count"
 
     transform_kwargs = dict(processor=processor, task=task, max_length=data_args.max_length)
-    frames = data_args.frames()
+    frames = data_args.frames(config)
     train_transform = VideoQATransform(
         sampler=SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips),
         train=True, seed=training_args.seed, **transform_kwargs)
