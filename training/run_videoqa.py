@@ -261,11 +261,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         eval_metrics = trainer.evaluate()
         trainer.save_metrics("eval", eval_metrics)
 
+    if training_args.do_train:
+        trainer.save_model()  # every process takes part: gathers FSDP / DeepSpeed shards
     if training_args.do_train and trainer.is_world_process_zero():
         final_dir = Path(training_args.output_dir)
-        save_pipeline_folder(trainer.model, processor, final_dir, num_frames=frames)
+        saved = SiaSamReaForVideoQuestionAnswering.from_pretrained(final_dir)  # unwrapped, full weights
+        save_pipeline_folder(saved, processor, final_dir, num_frames=frames)
         metrics = {k.removeprefix("eval_"): v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
-        write_model_card(final_dir, trainer.model.config, data_args.dataset_name, metrics, training_args.hub_model_id)
+        write_model_card(final_dir, saved.config, data_args.dataset_name, metrics, training_args.hub_model_id)
         if push:
             push_folder_to_hub(final_dir, training_args.hub_model_id, token=training_args.hub_token,
                                private=training_args.hub_private_repo)
