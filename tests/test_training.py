@@ -44,6 +44,7 @@ def trained(synthetic_dir, tmp_path_factory, monkeypatch_module):
     metrics = run_videoqa.main(tiny_run_args(
         synthetic_dir, output_dir, "--num_train_epochs", "10", "--learning_rate", "5e-3",
         "--push_to_hub", "true", "--hub_model_id", "me/siasamrea-synthetic", "--hub_token", "hf_fake",
+        "--report_to", "tensorboard",
     ))
     yield output_dir, metrics, hub
     hub.close()
@@ -86,6 +87,31 @@ def test_saved_model_reloads_and_evaluates_to_the_same_metrics(trained, syntheti
     ])
     assert again["eval_accuracy"] == metrics["eval_accuracy"]
     assert again["eval_loss"] == pytest.approx(metrics["eval_loss"], abs=1e-5)
+
+
+def test_tensorboard_receives_the_siamese_loss_terms(trained):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    output_dir, _, _ = trained
+    events = sorted((output_dir / "runs").rglob("events.out.tfevents.*"))
+    assert events
+    tags = set()
+    for path in events:
+        accumulator = EventAccumulator(str(path))
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["scalars"])
+    assert {"train/loss", "train/loss_gt", "train/loss_siamese", "train/knowledge_entropy", "eval/accuracy"} <= tags
+
+
+def test_dense_evaluation_aggregates_several_clips(trained, synthetic_dir, tmp_path):
+    output_dir, metrics, _ = trained
+    dense = run_videoqa.main([
+        "--dataset_name", "synthetic", "--data_dir", str(synthetic_dir), "--output_dir", str(tmp_path),
+        "--model_name_or_path", str(output_dir), "--do_train", "false", "--num_eval_clips", "3",
+        "--dense_aggregation", "mean", "--max_eval_samples", "12", "--use_cpu", "true", "--disable_tqdm", "true",
+    ])
+    assert 0.0 <= dense["eval_accuracy"] <= 1.0
+    assert "eval_loss" not in dense  # several clips: logits are aggregated, no siamese objective runs
 
 
 def test_push_to_hub_uploads_a_complete_folder_that_reloads(trained, tmp_path):
