@@ -445,8 +445,9 @@ def _num_frames(value: str) -> int | str:
     raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {value!r}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        prog=prog,
         description="Convert ClipBERT's checkpoint (e.g. clipbert_image_text_pretrained.pt) into a SiaSamRea folder."
     )
     parser.add_argument("checkpoint", help="ClipBERT .pt state dict")
@@ -468,9 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Command-line entry point: returns 0, or exits with status 1 (2 for bad arguments) naming what went wrong."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         clipbert_config = json.loads(Path(args.clipbert_config).read_text()) if args.clipbert_config else None

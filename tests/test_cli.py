@@ -100,7 +100,7 @@ def test_make_synthetic_passes_options_through(tmp_path):
 
 
 @pytest.mark.parametrize("command", [[], ["predict"], ["train"], ["eval"], ["make-synthetic"], ["visualize"],
-                                     ["demo"]])
+                                     ["convert-clipbert"], ["demo"]])
 def test_help_is_useful(command):
     result = subprocess.run([sys.executable, "-m", "training.cli", *command, "--help"], capture_output=True,
                             text=True)

@@ -359,22 +359,23 @@ def test_answer_vocabulary_files(tmp_path):
 def test_fine_tuning_starts_from_the_converted_folder(tmp_path):
     """`training/run_videoqa.py --model_name_or_path <converted>` trains and keeps ClipBERT's preprocessing."""
     data_dir = make_synthetic_videoqa(tmp_path / "synthetic", num_videos=8, seed=0)
-    vocab = tmp_path / "ans2label.json"
-    vocab.write_text(json.dumps(load_answer_vocab("synthetic", data_dir, config="open_ended")))
     reference = build_reference(num_labels=None, seed=8)
     checkpoint = write_checkpoint(reference, tmp_path / "clipbert_image_text_pretrained.pt")
     folder = tmp_path / "converted"
-    assert main([str(checkpoint), str(folder), "--tokenizer_name_or_path", TOKENIZER, "--answer_vocab", str(vocab),
+    assert main([str(checkpoint), str(folder), "--tokenizer_name_or_path", TOKENIZER,
                  "--clipbert_config", str(write_model_config(reference, tmp_path / "base_model.json")),
                  "--max_image_size", "64"]) == 0
     output_dir = tmp_path / "finetuned"
-    metrics = run_videoqa.main([
-        "--dataset_name", "synthetic", "--dataset_config", "open_ended", "--data_dir", str(data_dir),
+    metrics = run_videoqa.main([  # the shipped YAML, with the converted folder replacing its starting point
+        str(Path(run_videoqa.__file__).parent / "configs" / "synthetic.yaml"), "--data_dir", str(data_dir),
         "--model_name_or_path", str(folder), "--output_dir", str(output_dir), "--num_siamese_clips", "2",
         "--num_frames", "2", "--max_steps", "1", "--per_device_train_batch_size", "2", "--max_eval_samples", "2",
         "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false", "--use_cpu", "true",
         "--report_to", "none", "--disable_tqdm", "true",
     ])
     assert np.isfinite(metrics["eval_loss"])
+    vocab = load_answer_vocab("synthetic", data_dir, config="open_ended")
+    config = json.loads((output_dir / "config.json").read_text())
+    assert config["num_answers"] == len(vocab) and set(config["id2label"].values()) == set(vocab)
     saved = json.loads((output_dir / "preprocessor_config.json").read_text())
     assert (saved["channel_order"], saved["do_rescale"], saved["image_mean"]) == ("BGR", False, CLIPBERT_IMAGE_MEAN)

@@ -53,10 +53,10 @@ def _visualize(args: argparse.Namespace) -> None:
     print(f"wrote {path}")
 
 
-def _convert(extra: list[str]) -> None:
+def _convert(extra: list[str]) -> int:
     from modeling_siasamrea.convert_clipbert_checkpoint import main
 
-    main(extra)
+    return main(extra, prog="siasamrea convert-clipbert")
 
 
 def _demo(args: argparse.Namespace) -> None:

@@ -107,24 +107,29 @@ class SiaSamReaTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = False
 
 
+# Where the model starts from: a starting point given on the command line replaces the config file's.
+START_KEYS = ("model_name_or_path", "vision_model_name_or_path", "text_model_name_or_path", "model_config")
+
+
 def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, SiaSamReaTrainingArguments]:
     """Arguments from an optional leading YAML/JSON file, overridden by `--key value` pairs after it."""
     parser = HfArgumentParser((ModelArguments, DataArguments, SiaSamReaTrainingArguments))
     file_argv: list[str] = []
     if argv and argv[0].endswith((".yaml", ".yml", ".json")):
-        file_argv, argv = config_file_to_argv(argv[0]), argv[1:]
+        cli_starts = any(arg.split("=")[0] == f"--{key}" for arg in argv[1:] for key in START_KEYS)
+        file_argv, argv = config_file_to_argv(argv[0], skip=START_KEYS if cli_starts else ()), argv[1:]
     return parser.parse_args_into_dataclasses(args=file_argv + argv, look_for_args_file=False)
 
 
-def config_file_to_argv(path: str) -> list[str]:
-    """`{key: value}` of a YAML or JSON file as `--key value` (lists spread, dicts as JSON)."""
+def config_file_to_argv(path: str, skip: tuple[str, ...] = ()) -> list[str]:
+    """`{key: value}` of a YAML or JSON file as `--key value` (lists spread, dicts as JSON), without `skip` keys."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     with open(path) as f:
         values = yaml.safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
     argv = []
     for key, value in (values or {}).items():
-        if value is None:
+        if value is None or key in skip:
             continue
         if isinstance(value, list):
             argv += [f"--{key}", *map(str, value)]
@@ -167,24 +172,33 @@ def resolve_tokenizer(name: str) -> str:
 
 
 def build_processor(model_args: ModelArguments, data_args: DataArguments) -> SiaSamReaProcessor:
-    if model_args.model_name_or_path and model_args.tokenizer_name_or_path is None:
+    """A saved model's own processor (its normalisation matches its weights: a converted ClipBERT expects BGR on
+    0-255), else a new one; `tokenizer_name_or_path` replaces only the tokenizer."""
+    saved = None
+    if model_args.model_name_or_path:
         try:
-            return SiaSamReaProcessor.from_pretrained(model_args.model_name_or_path)
+            saved = SiaSamReaProcessor.from_pretrained(model_args.model_name_or_path)
         except OSError:
             logger.info("no processor saved with %s; building one", model_args.model_name_or_path)
+    if saved is not None and model_args.tokenizer_name_or_path is None:
+        return saved
     name = model_args.tokenizer_name_or_path or model_args.text_model_name_or_path or model_args.model_name_or_path
     if name is None:
         raise ValueError("a model built from model_config needs --tokenizer_name_or_path")
     tokenizer = AutoTokenizer.from_pretrained(resolve_tokenizer(name))
-    return SiaSamReaProcessor(SiaSamReaImageProcessor(max_image_size=data_args.max_image_size), tokenizer)
+    image_processor = saved.image_processor if saved else SiaSamReaImageProcessor(max_image_size=data_args.max_image_size)
+    return SiaSamReaProcessor(image_processor, tokenizer)
 
 
 def build_model(model_args: ModelArguments, task: str, id2label: dict[int, str] | None) -> SiaSamReaForVideoQuestionAnswering:
     head = {"task": task, **model_args.config_overrides()}
     if id2label is not None:
-        head.update(id2label=id2label, label2id={label: i for i, label in id2label.items()})
+        head.update(id2label=id2label, label2id={label: i for i, label in id2label.items()}, num_answers=len(id2label))
     if model_args.model_name_or_path:
-        model = SiaSamReaForVideoQuestionAnswering.from_pretrained(model_args.model_name_or_path, **head)
+        # a new answer vocabulary (e.g. TGIF pretraining -> MSRVTT-QA) gets a freshly initialised last layer
+        model = SiaSamReaForVideoQuestionAnswering.from_pretrained(
+            model_args.model_name_or_path, ignore_mismatched_sizes=True, **head
+        )
     elif model_args.vision_model_name_or_path:
         model = SiaSamReaForVideoQuestionAnswering.from_vision_text_pretrained(
             model_args.vision_model_name_or_path, model_args.text_model_name_or_path, **head
