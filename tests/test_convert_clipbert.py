@@ -39,6 +39,7 @@ from modeling_siasamrea.convert_clipbert_checkpoint import (
 )
 from modeling_siasamrea.pipeline_siasamrea import VideoQuestionAnsweringPipeline
 from training import run_videoqa
+from training.cli import main as siasamrea_cli
 
 ATOL = 1e-4
 ANSWERS = ["run", "jump", "sleep", "eat", "swim", "sit", "dance"]
@@ -88,7 +89,7 @@ def text_batch(shape: tuple[int, ...], vocab_size: int, seed: int = 0) -> tuple[
 
 @pytest.fixture(scope="module")
 def open_ended(tmp_path_factory):
-    """A fine-tuned open-ended ClipBERT (7 answers), converted through the command line."""
+    """A fine-tuned open-ended ClipBERT (7 answers), converted through `siasamrea convert-clipbert`."""
     root = tmp_path_factory.mktemp("open_ended")
     reference = build_reference(num_labels=len(ANSWERS), seed=0)
     checkpoint = write_checkpoint(reference, root / "clipbert_msrvtt_qa.pt")
@@ -96,9 +97,10 @@ def open_ended(tmp_path_factory):
     vocab = root / "train_ans2label.json"
     vocab.write_text(json.dumps({answer: i for i, answer in enumerate(ANSWERS)}))
     folder = root / "converted"
-    status = main([
-        str(checkpoint), str(folder), "--tokenizer_name_or_path", TOKENIZER, "--clipbert_config", str(config_json),
-        "--answer_vocab", str(vocab), "--max_image_size", "192", "--num_frames", "2",
+    status = siasamrea_cli([
+        "convert-clipbert", str(checkpoint), str(folder), "--tokenizer_name_or_path", TOKENIZER,
+        "--clipbert_config", str(config_json), "--answer_vocab", str(vocab), "--max_image_size", "192",
+        "--num_frames", "2",
     ])
     assert status == 0
     return reference, folder
