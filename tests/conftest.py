@@ -1,10 +1,14 @@
 """Shared fixtures: tiny SiaSamRea configs (a few-channel ResNet, a 2-layer 32-wide BERT, 32×32 frames)."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # dynamic modules (trust_remote_code) go to a throwaway folder, not ~/.cache; set before transformers is imported
-os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="siasamrea-hf-modules-"))
+if "HF_MODULES_CACHE" not in os.environ:
+    os.environ["HF_MODULES_CACHE"] = tempfile.mkdtemp(prefix="siasamrea-hf-modules-")
+    atexit.register(shutil.rmtree, os.environ["HF_MODULES_CACHE"], ignore_errors=True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
