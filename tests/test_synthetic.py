@@ -145,6 +145,29 @@ def test_target_is_visible_only_during_its_flashes(small_dataset):
     assert close[~flash].mean() < 0.2
 
 
+def test_answer_colours_appear_only_during_flashes(small_dataset):
+    """No palette colour outside the target's and the second object's flashes (no coloured distractors)."""
+    for line in (small_dataset / META_FILE).read_text().splitlines()[:3]:
+        meta = json.loads(line)
+        frames = read_clips(small_dataset / "videos" / f"{meta['video_id']}.mp4",
+                            np.arange(meta["num_frames"])[None])[0].astype(int)
+        events = {t for s in [*meta["flash_starts"], meta["second_start"]] for t in range(s, s + meta["flash_length"])}
+        quiet = [t for t in range(meta["num_frames"]) if t not in events and t - 1 not in events]
+        saturation = frames[quiet].max(axis=-1) - frames[quiet].min(axis=-1)  # palette colours: >= 150
+        assert np.percentile(saturation, 99.9) < 80, meta["video_id"]
+        flash = frames[meta["flash_starts"][0]]
+        assert (flash.max(axis=-1) - flash.min(axis=-1) > 120).sum() > 0.05 * flash[..., 0].size  # a large target
+
+
+def test_second_object_never_has_the_answer_colour_and_questions_name_no_order():
+    scripts = _scripts(300, seed=4)
+    assert all(s.second_color != s.target_color for s in scripts)
+    assert all(s.second_radius < s.radius for s in scripts)
+    questions = [q for task, q in synthetic._questions(scripts[0]) if task == "frameqa"]
+    assert questions[1] == {"question": f"what shape flashes in {scripts[0].target_color} ?",
+                            "answer": scripts[0].target_shape, "type": "object"}
+
+
 def test_command_line_writes_a_dataset(tmp_path, capsys):
     synthetic.main([str(tmp_path / "cli"), "--num-videos", "3", "--min-frames", "48", "--max-frames", "50",
                     "--num-workers", "1"])
