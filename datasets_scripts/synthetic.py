@@ -10,7 +10,7 @@ What a video shows (generator version 2)
       ``count`` times (1-5), each flash lasting only ``flash_length`` frames, with gaps of 1-2 flash lengths;
     * after the target's last flash, a smaller **second object** (radius 0.6 x the target's; another shape and
       never the target's colour) flashes once;
-    * optional achromatic distractor squares (``DISTRACTOR_GREYS``, none by default).
+    * optional always-visible distractor squares (``DISTRACTOR_COLORS``, none by default).
 
 Why it is temporal (event length vs sampling)
     ``flash_length = max(2, δ // 2)`` where δ is the stride of the default
@@ -109,10 +109,10 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "magenta": (220, 45, 215),
 }
 TARGET_SHAPES: tuple[str, ...] = ("circle", "triangle", "diamond", "cross")
-# Grey levels of always-visible, bouncing distractor squares (achromatic: they never show an answer colour).
-# None by default: version 1 had one square of every palette colour, which made the task unlearnable for the tiny
-# CPU model (see the module docstring); a few greys, e.g. (30, 200, 240), make a harder variant.
-DISTRACTOR_GREYS: tuple[int, ...] = ()
+# RGB colours of always-visible, bouncing distractor squares. None by default: version 1 had one square of every
+# palette colour (``tuple(COLORS.values())``), which made the task unlearnable for the tiny CPU model (module
+# docstring); achromatic ones, e.g. ((30, 30, 30), (200, 200, 200)), make a harder variant that shows no answer.
+DISTRACTOR_COLORS: tuple[tuple[int, int, int], ...] = ()
 TARGET_RADIUS = 0.3  # of image_size (version 1: 0.14)
 SECOND_RADIUS = 0.6  # of the target radius
 NOISE_STD = 3.0  # per-frame Gaussian pixel noise (version 1: 10)
@@ -293,13 +293,13 @@ def _render(script: VideoScript, seed: int, image_size: int) -> np.ndarray:
     texture = TEXTURE_AMPLITUDE * np.sin(freq[0] * x + freq[1] * y + rng.uniform(0.15, 0.4) * t + rng.uniform(0, 2 * np.pi))
     tint = rng.uniform(70, 130) + rng.uniform(-15, 15, size=3)
     frames = tint + texture[..., None] + rng.normal(0.0, NOISE_STD, size=(t_len, size, size, 3))
-    # Distractor squares: achromatic, bouncing for the whole video.
+    # Distractor squares (none by default), bouncing for the whole video.
     half = max(1, round(0.06 * size))
-    pos = rng.uniform(half, size - half - 1, size=(len(DISTRACTOR_GREYS), 2))
-    vel = rng.uniform(-1.5, 1.5, size=(len(DISTRACTOR_GREYS), 2))
+    pos = rng.uniform(half, size - half - 1, size=(len(DISTRACTOR_COLORS), 2))
+    vel = rng.uniform(-1.5, 1.5, size=(len(DISTRACTOR_COLORS), 2))
     for frame in frames:
-        for (cy, cx), grey in zip(pos.astype(int), DISTRACTOR_GREYS):
-            frame[cy - half:cy + half + 1, cx - half:cx + half + 1] = grey
+        for (cy, cx), rgb in zip(pos.astype(int), DISTRACTOR_COLORS):
+            frame[cy - half:cy + half + 1, cx - half:cx + half + 1] = rgb
         pos += vel
         bounce = (pos < half) | (pos > size - half - 1)
         vel[bounce] *= -1

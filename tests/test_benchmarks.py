@@ -1,0 +1,63 @@
+"""Smoke tests: every benchmark script runs end to end in its --quick mode and writes its result files.
+
+No timing is asserted (the figures are measured by the scripts themselves, on a quiet machine).
+"""
+
+import json
+
+from benchmarks import ablation, bench_gpu, bench_inference, bench_sampling, bench_train_step
+
+
+def _written(out, name):
+    data = json.loads((out / f"{name}.json").read_text())
+    assert (out / f"{name}.md").read_text().startswith("#")
+    return data
+
+
+def test_bench_sampling_quick(tmp_path):
+    bench_sampling.main(["--quick", "--out-dir", str(tmp_path)])
+    row = _written(tmp_path, "sampling")["rows"][0]
+    assert set(row["median_s"]) == {"a_union_read_clips", "b_floor_one_get_batch", "c1_per_clip_decord_one_reader",
+                                    "c2_per_clip_decord_fresh_reader", "d_per_clip_pyav_clipbert_style"}
+    assert row["pyav_mean_abs_pixel_diff"] < 10  # the ClipBERT-style decoder returns the same frames
+    assert (tmp_path / "sampling.png").is_file()
+
+
+def test_bench_train_step_quick(tmp_path):
+    bench_train_step.main(["--quick", "--out-dir", str(tmp_path)])
+    rows = _written(tmp_path, "train_step")["setups"]["tiny"]["rows"]
+    assert [r["num_siamese_clips"] for r in rows] == [0, 1]
+    assert set(rows[1]["median_s"]) == {"default", "supervised", "loop"}
+    assert 0 < rows[1]["head_forward_share_of_default_step"] < 1
+
+
+def test_loop_reference_computes_the_models_loss():
+    """The per-clip loop baseline optimises the same objective as the model's batched forward."""
+    import torch
+
+    setup = bench_train_step.tiny_setup()
+    setup.update(batch=2, frames=2, size=32)
+    model, inputs = bench_train_step.build(setup, 2)
+    model.eval()  # no dropout, BatchNorm statistics fixed: both paths see the same network
+    with torch.no_grad():
+        torch.testing.assert_close(bench_train_step.loop_loss(model, inputs), model(**inputs).loss)
+
+
+def test_bench_inference_quick(tmp_path):
+    bench_inference.main(["--quick", "--out-dir", str(tmp_path)])
+    rows = _written(tmp_path, "inference")["setups"]["tiny"]["rows"]
+    assert [r["num_clips"] for r in rows] == [1, 4]
+
+
+def test_bench_gpu_quick_on_cpu(tmp_path):
+    bench_gpu.main(["--quick", "--out-dir", str(tmp_path)])
+    settings = _written(tmp_path, "gpu")["settings"]
+    assert [s["gradient_checkpointing"] for s in settings] == [True, False]
+
+
+def test_ablation_quick(tmp_path):
+    results = ablation.main(["--quick", "--workers", "1", "--data-dir", str(tmp_path / "data"),
+                             "--out-dir", str(tmp_path / "out")])
+    assert set(results["summary"]) == {"baseline", "skg_skr"}
+    assert 0 <= results["evidence"]["train_anchor_sees_a_flash"] <= results["evidence"]["train_union_of_9_clips_sees_a_flash"]
+    assert (tmp_path / "out" / "ablation.md").is_file() and (tmp_path / "out" / "ablation.png").is_file()
