@@ -469,6 +469,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data-dir", default=None, help="where the synthetic set is generated (default: a cache folder)")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
+    parser.add_argument("--add-to", default=None, metavar="ABLATION_JSON",
+                        help="merge these runs into an earlier ablation.json (same settings), e.g. --rows supervised")
     parser.add_argument("--learnability", action="store_true",
                         help="instead of the ablation: the baseline on data / model variants (see LEARNABILITY)")
     args = parser.parse_args(argv)
@@ -503,9 +505,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             runs = list(pool.map(_run_task, tasks))
     else:
         runs = [_run_task(task) for task in tasks]
+    wall = time.perf_counter() - start
+    if args.add_to:
+        earlier = json.loads(Path(args.add_to).read_text())
+        if earlier["settings"] != json.loads(json.dumps(s)):
+            raise SystemExit(f"{args.add_to} was produced with other settings; not merging")
+        runs = [r for r in earlier["runs"] if r["row"] not in rows] + runs
+        rows = [r for r in earlier["rows"] if r not in rows] + rows
+        wall += earlier["wall_seconds"]
     summary = summarize(runs)
     results = {"machine": machine(), "settings": s, "rows": rows, "seeds": seeds, "evidence": evidence, "runs": runs,
-               "summary": summary, "orderings": orderings(summary), "wall_seconds": time.perf_counter() - start,
+               "summary": summary, "orderings": orderings(summary), "wall_seconds": wall,
                "num_train": runs[0]["num_train"], "num_test": runs[0]["num_test"], "data_dir": str(data_dir)}
     md = to_markdown(results)
     notes = out_dir / "ablation_investigation.md"

@@ -128,8 +128,8 @@ def run(setup_names: list[str], clips: list[int], repeats: int, seconds: float, 
         results["setups"][name] = {"setup": setup, "rows": rows}
     anchor_rows = [s["rows"][0] for s in results["setups"].values() if s["rows"][0]["num_clips"] == 1]
     results["targets_met"] = {
-        f"anchor-only pipeline forward within {100 * TARGET_PIPELINE_OVERHEAD:g}% of the plain forward": all(
-            abs(r["pipeline_forward_over_plain"] - 1) <= TARGET_PIPELINE_OVERHEAD for r in anchor_rows)}
+        f"anchor-only pipeline forward at most {100 * TARGET_PIPELINE_OVERHEAD:g}% slower than the plain forward": all(
+            r["pipeline_forward_over_plain"] <= 1 + TARGET_PIPELINE_OVERHEAD for r in anchor_rows)}
     write_results("inference", results, to_markdown(results), out_dir)
     plot(results, out_dir)
     return results
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny model, 1 and 4 clips, 2 repeats, 2 s video")
     parser.add_argument("--setups", nargs="+", default=["tiny", "base"], choices=sorted(SETUPS))
     parser.add_argument("--clips", type=int, nargs="+", default=[1, 4, 8, 16])
-    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out-dir", default=None)
     args = parser.parse_args(argv)

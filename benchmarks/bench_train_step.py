@@ -15,8 +15,9 @@ Timing: the modes of one (config, N) are timed round-robin in one process, media
 targets are ratios of those medians: default <= 0.5x loop. The SKG/SKR head's share of the default step is
 measured from outside with forward pre/post hooks on ``model.siamese_head`` (target <= 2 %), and its forward +
 backward alone in isolation.
-Peak memory: each (config, mode, N) runs in a fresh subprocess; peak RSS during 2 steps minus RSS before the
-first step (model, inputs and AdamW state already allocated) — the step's activations, gradients and temporaries.
+Peak memory: each (config, mode, N) runs in a fresh subprocess; the peak of RSS (sampled every ~0.2 ms by a thread)
+during 2 steps minus RSS before them (model, inputs and AdamW state already allocated): the step's activations,
+gradients and temporaries.
 Results: benchmarks/results/train_step.{json,md,png}.
 """
 
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -178,16 +178,30 @@ def memory_probe(setup_name: str, mode: str, num_siamese: int) -> dict:
             p.grad = torch.zeros_like(p)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    import gc
+    import threading
+
     import psutil
 
-    before = psutil.Process().memory_info().rss
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    process = psutil.Process()
     step = make_step(model, inputs, mode, optimizer)
+    gc.collect()
+    before = process.memory_info().rss
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:  # RSS every ~0.2 ms while the steps run (ru_maxrss cannot be reset between phases)
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.0002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     for _ in range(2):
         step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"rss_before_mib": before / 2**20, "peak_mib": peak / 2**20,
-            "step_peak_mib": (peak - max(before, 0)) / 2**20, "peak_already_before_mib": peak_before / 2**20}
+    done.set()
+    sampler.join()
+    return {"rss_before_mib": before / 2**20, "peak_mib": peak[0] / 2**20, "step_peak_mib": (peak[0] - before) / 2**20}
 
 
 def measure_memory(setup_name: str, mode: str, num_siamese: int, threads: int) -> dict:
