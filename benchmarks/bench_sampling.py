@@ -18,6 +18,7 @@ them alike; figures are medians over the repeats, and the targets are ratios of 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import tempfile
 import time
 from pathlib import Path
@@ -105,6 +106,58 @@ def pyav_per_clip(path: str, indices: np.ndarray) -> np.ndarray:
     return np.stack(clips)
 
 
+def measure_frames_per_clip(path: Path, num_frames: int, b: int, repeats: int, num_siamese_clips: int) -> dict:
+    """All methods for one B; ``run`` calls it in a fresh process per B, so one pass's allocations and threads cannot
+    affect the next (the B = 16 union/floor ratio read 1.43-1.65x after a B = 8 pass, 1.13x alone, in one session)."""
+    sampler = SiameseSampler(num_frames=b, num_siamese_clips=num_siamese_clips)
+    draws = [sampler.sample(num_frames, np.random.default_rng(seed)) for seed in range(repeats)]
+    methods = {
+        "a_union_read_clips": lambda ind: read_clips(str(path), ind),
+        "b_floor_one_get_batch": lambda ind: decord_floor(str(path), np.unique(ind)),
+        "c1_per_clip_decord_one_reader": lambda ind: decord_per_clip(str(path), ind, fresh_reader=False),
+        "c2_per_clip_decord_fresh_reader": lambda ind: decord_per_clip(str(path), ind, fresh_reader=True),
+        "d_per_clip_pyav_clipbert_style": lambda ind: pyav_per_clip(str(path), ind),
+    }
+    # correctness: every method returns the same frames (PyAV's RGB conversion may differ by a few levels)
+    reference = read_clips(str(path), draws[0])
+    assert np.array_equal(methods["c1_per_clip_decord_one_reader"](draws[0]), reference)
+    unique, inverse = np.unique(draws[0], return_inverse=True)
+    assert np.array_equal(methods["b_floor_one_get_batch"](draws[0])[inverse.reshape(draws[0].shape)], reference)
+    pyav_diff = float(np.abs(methods["d_per_clip_pyav_clipbert_style"](draws[0]).astype(int) - reference).mean())
+    for fn in methods.values():  # warm-up (file cache, library init)
+        fn(draws[0])
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    names = list(methods)
+    for r, ind in enumerate(draws):
+        # rotate the order every round: no method always runs right after the same one (PyAV leaves threads
+        # and freed buffers behind; a fixed order inflated whichever method came next)
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            start = time.perf_counter()
+            methods[name](ind)
+            times[name].append(time.perf_counter() - start)
+    med = {name: median(t) for name, t in times.items()}
+    a = med["a_union_read_clips"]
+    # what (a) does beyond (b): gathering the decoded union into per-clip arrays (a fresh copy of every frame)
+    union_frames = decord_floor(str(path), np.unique(draws[0]))
+    gather_inverse = np.unique(draws[0], return_inverse=True)[1].reshape(draws[0].shape)
+    gather_s = median([_timed(lambda: union_frames[gather_inverse]) for _ in range(max(3, repeats))])
+    row = {
+        "frames_per_clip": b, "stride": sampler.stride(num_frames), "pace": int(abs(sampler.siamese_offsets(num_frames)[0])),
+        "frames_requested": int(draws[0].size), "unique_frames_mean": float(np.mean([np.unique(d).size for d in draws])),
+        "median_s": med, "times_s": times, "pyav_mean_abs_pixel_diff": pyav_diff, "gather_only_s": gather_s,
+        "union_over_floor": a / med["b_floor_one_get_batch"],
+        "speedup_vs_per_clip_decord": med["c1_per_clip_decord_one_reader"] / a,
+        "speedup_vs_per_clip_decord_fresh": med["c2_per_clip_decord_fresh_reader"] / a,
+        "speedup_vs_per_clip_pyav": med["d_per_clip_pyav_clipbert_style"] / a,
+    }
+    row["targets_met"] = {
+        f"union <= {TARGET_FLOOR_RATIO}x floor": row["union_over_floor"] <= TARGET_FLOOR_RATIO,
+        f"union >= {TARGET_SPEEDUP}x faster than per-clip decord": row["speedup_vs_per_clip_decord"] >= TARGET_SPEEDUP,
+        f"union >= {TARGET_SPEEDUP}x faster than per-clip PyAV": row["speedup_vs_per_clip_pyav"] >= TARGET_SPEEDUP,
+    }
+    return row
+
+
 def run(frames_per_clip: list[int], seconds: float, fps: int, height: int, width: int, repeats: int,
         num_siamese_clips: int, out_dir: str | None, work_dir: Path) -> dict:
     path = work_dir / f"bench_{width}x{height}_{fps}fps.mp4"
@@ -112,54 +165,12 @@ def run(frames_per_clip: list[int], seconds: float, fps: int, height: int, width
     results = {"machine": machine(), "video": {"seconds": seconds, "fps": fps, "num_frames": num_frames,
                                                 "height": height, "width": width, "codec": "h264 (x264 ultrafast, crf 18)"},
                "repeats": repeats, "num_siamese_clips": num_siamese_clips, "rows": []}
+    context = multiprocessing.get_context("spawn")
     for b in frames_per_clip:
-        sampler = SiameseSampler(num_frames=b, num_siamese_clips=num_siamese_clips)
-        draws = [sampler.sample(num_frames, np.random.default_rng(seed)) for seed in range(repeats)]
-        methods = {
-            "a_union_read_clips": lambda ind: read_clips(str(path), ind),
-            "b_floor_one_get_batch": lambda ind: decord_floor(str(path), np.unique(ind)),
-            "c1_per_clip_decord_one_reader": lambda ind: decord_per_clip(str(path), ind, fresh_reader=False),
-            "c2_per_clip_decord_fresh_reader": lambda ind: decord_per_clip(str(path), ind, fresh_reader=True),
-            "d_per_clip_pyav_clipbert_style": lambda ind: pyav_per_clip(str(path), ind),
-        }
-        # correctness: every method returns the same frames (PyAV's RGB conversion may differ by a few levels)
-        reference = read_clips(str(path), draws[0])
-        assert np.array_equal(methods["c1_per_clip_decord_one_reader"](draws[0]), reference)
-        unique, inverse = np.unique(draws[0], return_inverse=True)
-        assert np.array_equal(methods["b_floor_one_get_batch"](draws[0])[inverse.reshape(draws[0].shape)], reference)
-        pyav_diff = float(np.abs(methods["d_per_clip_pyav_clipbert_style"](draws[0]).astype(int) - reference).mean())
-        for fn in methods.values():  # warm-up (file cache, library init)
-            fn(draws[0])
-        times: dict[str, list[float]] = {name: [] for name in methods}
-        names = list(methods)
-        for r, ind in enumerate(draws):
-            # rotate the order every round: no method always runs right after the same one (PyAV leaves threads
-            # and freed buffers behind; a fixed order inflated whichever method came next)
-            for name in names[r % len(names):] + names[:r % len(names)]:
-                start = time.perf_counter()
-                methods[name](ind)
-                times[name].append(time.perf_counter() - start)
-        med = {name: median(t) for name, t in times.items()}
-        a = med["a_union_read_clips"]
-        # what (a) does beyond (b): gathering the decoded union into per-clip arrays (a fresh copy of every frame)
-        union_frames = decord_floor(str(path), np.unique(draws[0]))
-        gather_inverse = np.unique(draws[0], return_inverse=True)[1].reshape(draws[0].shape)
-        gather_s = median([_timed(lambda: union_frames[gather_inverse]) for _ in range(max(3, repeats))])
-        row = {
-            "frames_per_clip": b, "stride": sampler.stride(num_frames), "pace": int(abs(sampler.siamese_offsets(num_frames)[0])),
-            "frames_requested": int(draws[0].size), "unique_frames_mean": float(np.mean([np.unique(d).size for d in draws])),
-            "median_s": med, "times_s": times, "pyav_mean_abs_pixel_diff": pyav_diff, "gather_only_s": gather_s,
-            "union_over_floor": a / med["b_floor_one_get_batch"],
-            "speedup_vs_per_clip_decord": med["c1_per_clip_decord_one_reader"] / a,
-            "speedup_vs_per_clip_decord_fresh": med["c2_per_clip_decord_fresh_reader"] / a,
-            "speedup_vs_per_clip_pyav": med["d_per_clip_pyav_clipbert_style"] / a,
-        }
-        row["targets_met"] = {
-            f"union <= {TARGET_FLOOR_RATIO}x floor": row["union_over_floor"] <= TARGET_FLOOR_RATIO,
-            f"union >= {TARGET_SPEEDUP}x faster than per-clip decord": row["speedup_vs_per_clip_decord"] >= TARGET_SPEEDUP,
-            f"union >= {TARGET_SPEEDUP}x faster than per-clip PyAV": row["speedup_vs_per_clip_pyav"] >= TARGET_SPEEDUP,
-        }
+        with context.Pool(1) as pool:
+            row = pool.apply(measure_frames_per_clip, (path, num_frames, b, repeats, num_siamese_clips))
         results["rows"].append(row)
+        med = row["median_s"]
         print(f"B={b}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items()), flush=True)
         print(f"  union/floor {row['union_over_floor']:.2f}x | speed-up vs per-clip decord {row['speedup_vs_per_clip_decord']:.2f}x "
               f"(fresh readers {row['speedup_vs_per_clip_decord_fresh']:.2f}x) | vs per-clip PyAV {row['speedup_vs_per_clip_pyav']:.2f}x",
