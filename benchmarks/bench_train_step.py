@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--setups", nargs="+", default=["tiny", "base"], choices=sorted(SETUPS))
     parser.add_argument("--clips", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--repeats", type=int, default=7, help="repeats for the tiny config (base: a third, >= 3)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: on a shared machine 2-thread OpenMP steps were swamped, 10-30x slower)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--out-dir", default=None)
     parser.add_argument("--memory-probe", nargs=3, metavar=("SETUP", "MODE", "N"), help=argparse.SUPPRESS)
