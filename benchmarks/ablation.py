@@ -55,6 +55,8 @@ ROWS: dict[str, tuple[str, str, dict[str, Any], bool]] = {
     "n4": ("N = 4", "table2", {"num_siamese_clips": 4}, False),
     # not in the default run: the "data augmentation" reading (L_gt on every siamese clip, with gradient)
     "supervised": ("full + L_gt on siamese clips", "extra", {"num_siamese_clips": 8, "siamese_clips_supervised": True}, False),
+    # not in the default run: Eq. 2 at a low temperature, so Â is not uniform (at the paper's 1 it is, see the notes)
+    "skg_t005": ("full, SKG temperature 0.05", "extra", {"num_siamese_clips": 8, "siamese_temperature": 0.05}, False),
 }
 DEFAULT_ROWS = ["baseline", "skr_average", "skg_skr", "fixed_w", "anchor_copies", "n1", "n2", "n4"]
 
@@ -147,8 +149,13 @@ class AnchorCopiesSampler:
 
 
 # --------------------------------------------------------------------------------------------------------- one run
-def train_one(row: str, seed: int, s: dict[str, Any], data_dir: str) -> dict[str, Any]:
-    """Train one row with one seed; return its per-epoch val/test accuracies and timings."""
+def train_one(row: str, seed: int, s: dict[str, Any], data_dir: str, init_state: str | None = None,
+              save_state: str | None = None) -> dict[str, Any]:
+    """Train one row with one seed; return its per-epoch val/test accuracies, teacher diagnostics and timings.
+
+    ``init_state``: start from these weights (a baseline trained earlier, for --warm-start) instead of the seed's
+    random initialisation; ``save_state``: where to save the trained weights.
+    """
     import torch
 
     torch.set_num_threads(1)
@@ -178,6 +185,12 @@ def train_one(row: str, seed: int, s: dict[str, Any], data_dir: str) -> dict[str
     config = SiaSamReaConfig(task="open_ended", id2label=id2label, label2id=vocab,
                              vision_frozen_batchnorm=s["vision_frozen_batchnorm"], **s["model_config"], **overrides)
     model = SiaSamReaForVideoQuestionAnswering(config).train()
+    if init_state is not None:
+        # the baseline never used its siamese head: W1/W2 (and F) keep this row's initialisation
+        state = {k: v for k, v in torch.load(init_state).items() if not k.startswith("siamese_head.")}
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not key.startswith("siamese_head.") for key in missing):
+            raise RuntimeError(f"{init_state} does not fit the model: missing {missing}, unexpected {unexpected}")
     num_siamese = config.num_siamese_clips
     sampler = SiameseSampler(num_frames=s["num_frames"], num_siamese_clips=num_siamese)
     train_transform = VideoQATransform(processor, AnchorCopiesSampler(sampler) if copies else sampler, train=True,
@@ -212,12 +225,13 @@ def train_one(row: str, seed: int, s: dict[str, Any], data_dir: str) -> dict[str
     optimizer = torch.optim.AdamW(model.parameters(), lr=s["learning_rate"], weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: (step + 1) / warmup if step < warmup else max(0.0, (total_steps - step) / (total_steps - warmup)))
-    history: dict[str, list[float]] = {"val": [], "test": [], "loss": [], "loss_siamese": []}
+    history: dict[str, list[Any]] = {"val": [], "test": [], "loss": [], "loss_siamese": [], "train_anchor": [],
+                                     "train_teacher": [], "knowledge_entropy": []}
     start = time.perf_counter()
     for epoch in range(s["epochs"]):
         train_transform.set_epoch(epoch)
         order = np.random.default_rng([seed, epoch]).permutation(len(train))
-        losses, siamese_losses = [], []
+        losses, siamese_losses, anchor_right, teacher_right, entropies = [], [], [], [], []
         for first in range(0, len(order), bs):
             batch = train_transform(as_batch([train[i] for i in order[first:first + bs]]))
             inputs = collate([{k: v[i] for k, v in batch.items()} for i in range(len(batch["labels"]))])
@@ -227,10 +241,18 @@ def train_one(row: str, seed: int, s: dict[str, Any], data_dir: str) -> dict[str
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             losses.append(out.loss.item())
+            anchor_right += (out.logits.argmax(-1) == inputs["labels"]).tolist()
             if out.loss_siamese is not None:
                 siamese_losses.append(out.loss_siamese.item())
+                # does the teacher Q know more than the anchor? (training clips, before this step's update)
+                teacher_right += (out.soft_labels.argmax(-1) == inputs["labels"]).tolist()
+                knowledge = out.siamese_knowledge.detach()  # (batch, N, N), zero diagonal
+                entropies.append(float(-(knowledge * knowledge.clamp_min(1e-12).log()).sum(-1).mean()))
         history["loss"].append(float(np.mean(losses)))
         history["loss_siamese"].append(float(np.mean(siamese_losses)) if siamese_losses else None)
+        history["train_anchor"].append(float(np.mean(anchor_right)))
+        history["train_teacher"].append(float(np.mean(teacher_right)) if teacher_right else None)
+        history["knowledge_entropy"].append(float(np.mean(entropies)) if entropies else None)
         history["val"].append(accuracy(val_batches))
         history["test"].append(accuracy(test_batches))
     best = int(np.argmax(history["val"]))
@@ -240,6 +262,8 @@ def train_one(row: str, seed: int, s: dict[str, Any], data_dir: str) -> dict[str
     if num_siamese > 0 and config.learnable_clip_weights:
         w1, w2 = model.siamese_head.clip_weights()
         result["w1"], result["w2"] = w1.tolist(), w2.tolist()
+    if save_state is not None:
+        torch.save(model.state_dict(), save_state)
     return result
 
 
@@ -249,6 +273,14 @@ def _run_task(args: tuple[str, int, dict, str]) -> dict[str, Any]:
     print(f"  {row:14s} seed {seed}: final test {result['final_test']:.3f} (best-val epoch {result['best_val_epoch']}: "
           f"{result['test_at_best_val']:.3f}) in {result['train_seconds']:.0f} s", flush=True)
     return result
+
+
+def _parallel(fn, tasks: list[tuple], workers: int) -> list[dict[str, Any]]:
+    """``[fn(task) for task in tasks]``, on ``workers`` processes when more than one."""
+    if workers <= 1:
+        return [fn(task) for task in tasks]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(fn, tasks))
 
 
 # ----------------------------------------------------------------------------------------------------- evidence
@@ -344,7 +376,8 @@ def to_markdown(results: dict[str, Any]) -> str:
           [("W1/W2 learnable (full)", "skg_skr"), ("W1/W2 fixed (uniform)", "fixed_w"),
            ("8 copies of the anchor", "anchor_copies"), ("8 siamese clips (full)", "skg_skr")])
     table("Table 2: number of siamese clips", [("1", "n1"), ("2", "n2"), ("4", "n4"), ("8", "skg_skr")])
-    table("Extra", [("full + L_gt on every siamese clip", "supervised")])
+    table("Extra: other readings of the paper", [("full + L_gt on every siamese clip (data-augmentation reading)", "supervised"),
+                                                  ("full, Eq. 2 at temperature 0.05 (Â not uniform)", "skg_t005")])
     text.append("\n### Does the paper's ordering hold here?\n")
     text.append(markdown_table(["paper's claim", "difference (points)", "holds", "beyond seed std"],
                                [[k, f"{v['difference_points']:+.1f}", "yes" if v["holds"] else "no",
@@ -373,7 +406,7 @@ def plot(results: dict[str, Any], out_dir: Path) -> None:
     ax1.set_ylabel("test accuracy % (mean over seeds)")
     ax1.legend(fontsize=7)
     summary = results["summary"]
-    keys = [k for k in ("baseline", "skr_average", "skg_skr", "fixed_w", "anchor_copies", "n1", "n2", "n4", "supervised") if k in summary]
+    keys = [k for k in ("baseline", "skr_average", "skg_skr", "fixed_w", "anchor_copies", "n1", "n2", "n4", "supervised", "skg_t005") if k in summary]
     means = [summary[k]["final_mean"] * 100 for k in keys]
     stds = [summary[k]["final_std"] * 100 for k in keys]
     ax2.bar(range(len(keys)), means, yerr=stds, capsize=3, color="tab:blue")
@@ -428,11 +461,7 @@ def learnability(s: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         for seed in args.seeds[:2] if not args.quick else [0]:
             tasks.append(("baseline", seed, variant, str(data_dir), name))
     start = time.perf_counter()
-    if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            runs = list(pool.map(_run_learnability, tasks))
-    else:
-        runs = [_run_learnability(task) for task in tasks]
+    runs = _parallel(_run_learnability, tasks, args.workers)
     results = {"machine": machine(), "settings": s, "runs": runs, "wall_seconds": time.perf_counter() - start}
     rows = []
     for name in names:
@@ -459,6 +488,73 @@ def _run_learnability(task: tuple) -> dict[str, Any]:
     return result
 
 
+# ------------------------------------------------------------------------------------------------------ warm start
+WARM_ROWS = ["baseline", "skr_average", "skg_skr", "skg_t005", "anchor_copies"]
+
+
+def _run_warm(task: tuple) -> dict[str, Any]:
+    row, seed, s, data_dir, init_state, save_state = task
+    result = train_one(row, seed, s, data_dir, init_state=init_state, save_state=save_state)
+    teacher = result["history"]["train_teacher"][-1]
+    print(f"  {row:14s} seed {seed}: final test {result['final_test']:.3f}, train anchor "
+          f"{result['history']['train_anchor'][-1]:.3f}, teacher {teacher if teacher is None else round(teacher, 3)} "
+          f"in {result['train_seconds']:.0f} s", flush=True)
+    return result
+
+
+def _last(runs: list[dict[str, Any]], key: str) -> str:
+    values = [r["history"][key][-1] for r in runs if r["history"][key][-1] is not None]
+    return f"{np.mean(values):.3f}" if values else "-"
+
+
+def warm_start(s: dict[str, Any], args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    """The paper's regime: SiaSamRea fine-tunes a model that already knows the task (ClipBERT, pretrained).
+
+    Per seed, the baseline is trained for ``args.warm_start`` epochs; every row then continues from those weights for
+    ``s["epochs"]`` epochs (fresh warm-up + decay). Writes warm_start.{json,md}.
+    """
+    out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = args.rows or (["baseline", "skg_skr"] if args.quick else WARM_ROWS)
+    seeds = [0] if args.quick and args.seeds == [0, 1, 2] else args.seeds
+    first = {**s, "epochs": args.warm_start}
+    states = {seed: str(data_dir / f"warm_start_{args.warm_start}ep_seed{seed}.pt") for seed in seeds}
+    start = time.perf_counter()
+    pretrained = _parallel(_run_warm, [("baseline", seed, first, str(data_dir), None, states[seed]) for seed in seeds],
+                           args.workers)
+    tasks = [(row, seed, s, str(data_dir), states[seed], None) for seed in seeds for row in rows]
+    tasks.sort(key=lambda t: -ROWS[t[0]][2].get("num_siamese_clips", 0))
+    runs = _parallel(_run_warm, tasks, args.workers)
+    summary = summarize(runs)
+    results = {"machine": machine(), "settings": s, "warm_start_epochs": args.warm_start, "rows": rows, "seeds": seeds,
+               "pretrained": pretrained, "runs": runs, "summary": summary, "orderings": orderings(summary),
+               "wall_seconds": time.perf_counter() - start}
+    start_acc = [r["final_test"] for r in pretrained]
+    table = []
+    for row in rows:
+        mine = [r for r in runs if r["row"] == row]
+        table.append([ROWS[row][0], _pm(summary, row), _pm(summary, row, "best"), _last(mine, "train_anchor"),
+                      _last(mine, "train_teacher"), _last(mine, "loss_siamese"), _last(mine, "knowledge_entropy")])
+    md = ("# Warm start: SiaSamRea fine-tuning a model that already knows the task\n\n"
+          f"`python -m benchmarks.ablation --warm-start {args.warm_start} --epochs {s['epochs']}`. Per seed ({seeds}) the "
+          f"baseline is trained {args.warm_start} epochs (the ablation's settings), reaching "
+          f"{100 * np.mean(start_acc):.1f} ± {100 * np.std(start_acc, ddof=1) if len(start_acc) > 1 else 0:.1f}% test "
+          f"accuracy; every row then continues from those weights for {s['epochs']} epochs (warm-up + linear decay, "
+          f"lr {s['learning_rate']}). Test accuracy in %, mean ± std over seeds, anchor-only. Last-epoch training "
+          "diagnostics (means): accuracy of the anchor's prediction and of the teacher Q on the training clips, "
+          f"L_siamese (nats; ln 6 = 1.79 is a uniform Q), entropy of Â's rows (ln 8 = 2.079 is uniform). Wall time "
+          f"{results['wall_seconds'] / 60:.1f} min on {results['machine']['cpu_count']} CPUs.\n\n"
+          + markdown_table(["method", "final", "best-val epoch", "train anchor acc", "train teacher acc", "L_siamese",
+                            "Â entropy"], table)
+          + "\n\n" + markdown_table(["paper's claim", "difference (points)", "holds", "beyond seed std"],
+                                     [[k, f"{v['difference_points']:+.1f}", "yes" if v["holds"] else "no",
+                                       "yes" if v["clearly"] else "no"] for k, v in results["orderings"].items()]))
+    (out_dir / "warm_start.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / "warm_start.md").write_text(md)
+    print(md, flush=True)
+    return results
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke test: 24 short videos, 1 epoch, 1 seed, 2 rows")
@@ -471,6 +567,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--add-to", default=None, metavar="ABLATION_JSON",
                         help="merge these runs into an earlier ablation.json (same settings), e.g. --rows supervised")
+    parser.add_argument("--warm-start", type=int, default=None, metavar="EPOCHS",
+                        help="instead of the ablation: train the baseline EPOCHS epochs per seed, then continue every "
+                             "row from it for --epochs epochs (default rows: " + ", ".join(WARM_ROWS) + ")")
     parser.add_argument("--learnability", action="store_true",
                         help="instead of the ablation: the baseline on data / model variants (see LEARNABILITY)")
     args = parser.parse_args(argv)
@@ -495,16 +594,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            min_frames=data["min_frames"], max_frames=data["max_frames"], splits=data["splits"])
     evidence = evidence_statistics(str(data_dir), s)
     load_questions(str(data_dir), "train", s["questions"])  # build the datasets cache once, before the workers
+    if args.warm_start:
+        return warm_start(s, args, data_dir)
     print(f"ablation: rows {rows}, seeds {seeds}, {s['epochs']} epochs; evidence {evidence}", flush=True)
     tasks = [(row, seed, s, str(data_dir)) for seed in seeds for row in rows]
     # the most expensive rows first, so the two workers finish together
     tasks.sort(key=lambda t: -(ROWS[t[0]][2].get("num_siamese_clips", 0) * (3 if ROWS[t[0]][2].get("siamese_clips_supervised") else 1)))
     start = time.perf_counter()
-    if args.workers > 1:
-        with ProcessPoolExecutor(args.workers) as pool:
-            runs = list(pool.map(_run_task, tasks))
-    else:
-        runs = [_run_task(task) for task in tasks]
+    runs = _parallel(_run_task, tasks, args.workers)
     wall = time.perf_counter() - start
     if args.add_to:
         earlier = json.loads(Path(args.add_to).read_text())

@@ -258,18 +258,33 @@ def to_markdown(results: dict) -> str:
         anchor_mem = anchor.get("memory", {}).get("default", {}).get("step_peak_mib")
         text.append(f"Anchor only (N = 0, plain ClipBERT step): {anchor['median_s']['anchor_only'] * 1e3:.0f} ms"
                     + (f", step peak {anchor_mem:.0f} MiB" if anchor_mem is not None else "") + "\n")
-        header = ["N siamese", "default ms", "supervised ms", "loop ms", "default/loop", "supervised/loop",
+        header = ["N siamese", "default ms", "supervised ms", "loop ms", "default/loop", "bound", "supervised/loop",
                   "head fwd % of step", "head fwd+bwd alone %", "peak MiB default", "peak MiB supervised", "peak MiB loop"]
         rows = []
         for r in s["rows"][1:]:
             med, mem = r["median_s"], r.get("memory", {})
             rows.append([r["num_siamese_clips"], *(f"{med[k] * 1e3:.0f}" for k in MODES),
-                         f"{r['default_over_loop']:.2f}", f"{r['supervised_over_loop']:.2f}",
+                         f"{r['default_over_loop']:.2f}", f"{default_over_loop_bound(r['num_siamese_clips']):.2f}",
+                         f"{r['supervised_over_loop']:.2f}",
                          f"{100 * r['head_forward_share_of_default_step']:.2f}", f"{100 * r['head_fwd_bwd_alone_share']:.2f}",
                          *((f"{mem[k]['step_peak_mib']:.0f}" if k in mem else "-") for k in MODES)])
         text.append(markdown_table(header, rows))
     text.append("\nTargets: " + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in results["targets_met"].items()) + "\n")
+    reachable = [r for s in results["setups"].values() for r in s["rows"][1:]
+                 if default_over_loop_bound(r["num_siamese_clips"]) <= TARGET_LOOP_RATIO]
+    text.append("*bound*: the lowest default/loop this design can reach if a backward costs two forwards and batching "
+                "gains nothing: the default step does 1 forward + 1 backward with grad and N forwards without, the "
+                "loop N + 1 of each with grad, so default/loop >= (3 + N) / (3 (N + 1)). It is above 0.5 for N <= 2: "
+                f"there the {TARGET_LOOP_RATIO}x target is out of this design's reach (a cheaper teacher would need "
+                "fewer or smaller teacher forwards). Where the bound allows it (N >= 3), default <= "
+                f"{TARGET_LOOP_RATIO}x loop: " + ("met" if all(r["default_over_loop"] <= TARGET_LOOP_RATIO for r in reachable)
+                                                 else "MISSED") + " in this run.\n")
     return "\n".join(text)
+
+
+def default_over_loop_bound(num_siamese: int) -> float:
+    """(3 + N) / (3 (N + 1)): default/loop if a backward costs two forwards and batching the teacher gains nothing."""
+    return (3 + num_siamese) / (3 * (num_siamese + 1))
 
 
 def plot(results: dict, out_dir: str | None) -> None:

@@ -189,17 +189,31 @@ class VideoQuestionAnsweringPipeline(Pipeline):
         rows_by_shape = defaultdict(list)
         for row, video in enumerate(videos):
             rows_by_shape[video.shape].append(row)
-        logits = [None] * len(videos)
-        for rows in rows_by_shape.values():
-            pixel_values = torch.from_numpy(np.concatenate([videos[row] for row in rows]))
-            text = {key: value[rows] for key, value in model_inputs.items()}
-            clip_logits = self.model(pixel_values=pixel_values.to(self.device, self.dtype), **text).clip_logits
-            for row, row_logits in zip(rows, aggregate_clip_logits(clip_logits, aggregation)):
-                logits[row] = row_logits
-        outputs = {"logits": torch.stack(logits)}  # "logits" first: the batch size is read from it
+        # the dtype of the first weight (the stem's), not `self.dtype`, which walks every parameter at each call
+        dtype = next(self.model.parameters()).dtype
+        if len(rows_by_shape) == 1:  # one clip shape (always with a fixed num_frames): no copies, no regrouping
+            pixel_values = torch.from_numpy(videos[0] if len(videos) == 1 else np.concatenate(videos))
+            logits = self._clip_forward(pixel_values.to(self.device, dtype), model_inputs, aggregation)
+        else:
+            per_row = [None] * len(videos)
+            for rows in rows_by_shape.values():
+                pixel_values = torch.from_numpy(np.concatenate([videos[row] for row in rows]))
+                text = {key: value[rows] for key, value in model_inputs.items()}
+                group = self._clip_forward(pixel_values.to(self.device, dtype), text, aggregation)
+                for row, row_logits in zip(rows, group):
+                    per_row[row] = row_logits
+            logits = torch.stack(per_row)
+        outputs = {"logits": logits}  # "logits" first: the batch size is read from it
         if choices is not None:
             outputs["choices"] = choices
         return outputs
+
+    def _clip_forward(self, pixel_values: torch.Tensor, text: dict[str, Any], aggregation: str) -> torch.Tensor:
+        """`(batch, clips, frames, 3, H, W)` pixels -> `(batch, ...)` logits, the clips' scores aggregated."""
+        outputs = self.model(pixel_values=pixel_values, **text)
+        if pixel_values.shape[1] == 1:  # the anchor clip alone (the paper's inference): nothing to aggregate
+            return outputs.logits
+        return aggregate_clip_logits(outputs.clip_logits, aggregation)
 
     def postprocess(
         self, model_outputs: dict[str, Any], top_k: int | None = None

@@ -61,3 +61,15 @@ def test_ablation_quick(tmp_path):
     assert set(results["summary"]) == {"baseline", "skg_skr"}
     assert 0 <= results["evidence"]["train_anchor_sees_a_flash"] <= results["evidence"]["train_union_of_9_clips_sees_a_flash"]
     assert (tmp_path / "out" / "ablation.md").is_file() and (tmp_path / "out" / "ablation.png").is_file()
+
+
+def test_ablation_warm_start_continues_every_row_from_the_pretrained_baseline(tmp_path):
+    results = ablation.main(["--quick", "--warm-start", "1", "--workers", "1", "--data-dir", str(tmp_path / "data"),
+                             "--out-dir", str(tmp_path / "out")])
+    assert [r["row"] for r in results["pretrained"]] == ["baseline"]
+    assert {r["row"] for r in results["runs"]} == {"baseline", "skg_skr"}
+    full = next(r for r in results["runs"] if r["row"] == "skg_skr")
+    # the teacher diagnostics are recorded for the siamese row only
+    assert 0 <= full["history"]["train_teacher"][-1] <= 1 and full["history"]["knowledge_entropy"][-1] > 0
+    assert next(r for r in results["runs"] if r["row"] == "baseline")["history"]["train_teacher"] == [None]
+    assert (tmp_path / "out" / "warm_start.md").is_file()
