@@ -20,6 +20,7 @@ from .loading import (
     get_builder,
     load_answer_vocab,
     load_videoqa,
+    select_answer_types,
 )
 from .synthetic import make_synthetic_videoqa
 from .transforms import VideoQATransform
@@ -44,4 +45,5 @@ __all__ = [
     "load_answer_vocab",
     "load_videoqa",
     "make_synthetic_videoqa",
+    "select_answer_types",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "get_builder",
     "load_answer_vocab",
     "load_videoqa",
+    "select_answer_types",
 ]
 
 BUILDERS: dict[str, type[VideoQABuilder]] = {
@@ -127,6 +128,17 @@ def load_videoqa(name: str, data_dir: str | os.PathLike, split: str, config: str
     if split not in splits:
         raise ValueError(f"{name}: no split {split!r} in {builder.config.data_dir}; available: {splits}")
     return builder.as_dataset(split=split)
+
+
+def select_answer_types(dataset: datasets.Dataset, answer_types: list[str] | tuple[str, ...]) -> datasets.Dataset:
+    """The questions of ``dataset`` whose ``answer_type`` is one of ``answer_types`` (e.g. TGIF-QA FrameQA's
+    object/number/color/location, MSRVTT-QA's what/who/how/when/where). Raises if none is left."""
+    wanted = set(answer_types)
+    selected = dataset.filter(lambda types: [t in wanted for t in types], input_columns="answer_type", batched=True)
+    if len(selected) == 0:
+        raise ValueError(f"no question with answer_type in {sorted(wanted)}; this split has "
+                         f"{sorted(set(dataset['answer_type']))}")
+    return selected
 
 
 def load_answer_vocab(name: str, data_dir: str | os.PathLike, config: str | None = None,

@@ -28,6 +28,7 @@ from datasets_scripts import (
     load_answer_vocab,
     load_videoqa,
     make_synthetic_videoqa,
+    select_answer_types,
 )
 from modeling_siasamrea import (
     SiameseSampler,
@@ -464,3 +465,13 @@ def test_set_epoch_makes_training_clips_a_function_of_seed_epoch_and_question(tm
         transform.set_epoch(epoch)
         epochs.append(transform.frame_indices(120, question_id="q1")[0, 0])
     assert len(set(epochs + [first[0, 0]])) > 1
+
+
+def test_select_answer_types_keeps_only_those_question_types(synthetic_dir, tmp_path):
+    frameqa = load_videoqa("synthetic", synthetic_dir, "train", config="frameqa", cache_dir=tmp_path)
+    colour = select_answer_types(frameqa, ["color"])
+    assert set(frameqa["answer_type"]) == {"color", "object"}
+    assert len(colour) == len(frameqa) // 2 and set(colour["answer_type"]) == {"color"}
+    assert all(q.startswith("what color") for q in colour["question"])
+    with pytest.raises(ValueError, match=r"no question with answer_type in \['location'\]; this split has \['color', 'object'\]"):
+        select_answer_types(frameqa, ["location"])

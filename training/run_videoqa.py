@@ -21,7 +21,14 @@ import yaml
 from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
-from datasets_scripts import DATASETS, VideoQATransform, dataset_task, load_answer_vocab, load_videoqa
+from datasets_scripts import (
+    DATASETS,
+    VideoQATransform,
+    dataset_task,
+    load_answer_vocab,
+    load_videoqa,
+    select_answer_types,
+)
 from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering
 from modeling_siasamrea.image_processing_siasamrea import SiaSamReaImageProcessor
 from modeling_siasamrea.pipeline_siasamrea import save_pipeline_folder
@@ -84,6 +91,11 @@ class DataArguments:
     min_video_frames: int = field(default=0, metadata={"help": "Drop shorter videos (paper's TGIF pretraining: 40)."})
     num_eval_clips: int = field(default=1, metadata={"help": "1 = anchor only; >1 = dense evaluation."})
     dense_aggregation: str = field(default="mean", metadata={"help": "mean, max or lse over clip logits."})
+    answer_types: list[str] | None = field(
+        default=None,
+        metadata={"help": "Keep only these question types, in training and evaluation (the answer_type column: "
+                          "e.g. TGIF-QA FrameQA object/number/color/location, MSRVTT-QA what/who/how/when/where)."},
+    )
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
 
@@ -222,6 +234,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     data_dir = data_args.data_dir or os.path.join("data", "synthetic")
     train_set = load_videoqa(data_args.dataset_name, data_dir, data_args.train_split, **load_options)
     eval_set = load_videoqa(data_args.dataset_name, data_dir, data_args.eval_split, **load_options)
+    if data_args.answer_types:
+        train_set = select_answer_types(train_set, data_args.answer_types)
+        eval_set = select_answer_types(eval_set, data_args.answer_types)
     if data_args.max_train_samples:
         train_set = train_set.select(range(min(data_args.max_train_samples, len(train_set))))
     if data_args.max_eval_samples:
