@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from training.cli import main
-from training.demo import run_demo
+from training.demo import question_type_prior, run_demo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_demo_second_run_reuses_what_exists(demo_dir, capsys):
     before = (demo_dir / "model" / "model.safetensors").stat().st_mtime_ns
     metrics = run_demo(demo_dir, quick=True, num_videos=40)
     out = capsys.readouterr().out
-    assert "reusing the model trained before" in out and "accuracy" in out
+    assert "reusing the model trained before" in out and "accuracy" in out and "chance level" in out
     assert (demo_dir / "model" / "model.safetensors").stat().st_mtime_ns == before
     assert metrics == json.loads((demo_dir / "model" / "eval_results.json").read_text())
 
@@ -115,3 +115,13 @@ def test_unknown_arguments_are_rejected(capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--speed", "fast"])
     assert "unrecognized arguments: --speed fast" in capsys.readouterr().err
+
+
+def test_question_type_prior_answers_the_most_frequent_training_answer_per_question_type():
+    train = [{"question": "what color is the x ?", "answer": a} for a in ("red", "red", "blue")]
+    train += [{"question": "what shape flashes in red ?", "answer": "circle"}]
+    evaluation = [{"question": "what color is the y ?", "answer": "red"},
+                  {"question": "what color is the z ?", "answer": "blue"},
+                  {"question": "what shape flashes in blue ?", "answer": "cross"},
+                  {"question": "how many times ?", "answer": "3"}]  # a type never seen in training: a miss
+    assert question_type_prior(train, evaluation) == 0.25

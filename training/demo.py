@@ -6,6 +6,8 @@ A second run reuses the videos and the trained model it finds in `output_dir`.
 """
 
 import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 from transformers import pipeline
@@ -36,6 +38,9 @@ def run_demo(output_dir: str | Path = "demo_output", quick: bool = False, num_vi
         metrics = run_videoqa.main(argv)
     print("[3/5] evaluation on the val split, anchor clip only")
     print_metrics(metrics)
+    prior = question_type_prior(load_videoqa("synthetic", data_dir, "train", config="open_ended"),
+                                load_videoqa("synthetic", data_dir, "val", config="open_ended"))
+    print(f"  (chance level: answering the most frequent training answer of each question type scores {prior:.4f})")
 
     print("[4/5] answering questions through pipeline('video-question-answering') from the saved folder")
     vqa = pipeline("video-question-answering", model=str(model_dir), trust_remote_code=True)
@@ -56,6 +61,21 @@ def run_demo(output_dir: str | Path = "demo_output", quick: bool = False, num_vi
           f"  (pipeline-ready, trust_remote_code=True)\n  metrics               {results}\n"
           f"  figure                {picture}")
     return metrics
+
+
+def question_type_prior(train: Iterable[dict], evaluation: Iterable[dict]) -> float:
+    """Accuracy on `evaluation` of always giving the most frequent `train` answer of the question's type (its first
+    two words: "what color", "what shape"): what a model that ignores the video can reach."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for example in train:
+        counts[_question_type(example["question"])][example["answer"]] += 1
+    majority = {kind: answers.most_common(1)[0][0] for kind, answers in counts.items()}
+    hits = [majority.get(_question_type(example["question"])) == example["answer"] for example in evaluation]
+    return sum(hits) / len(hits)
+
+
+def _question_type(question: str) -> str:
+    return " ".join(question.split()[:2])
 
 
 def print_metrics(metrics: dict) -> None:
