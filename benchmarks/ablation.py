@@ -55,6 +55,9 @@ ROWS: dict[str, tuple[str, str, dict[str, Any], bool]] = {
     "n4": ("N = 4", "table2", {"num_siamese_clips": 4}, False),
     # not in the default run: the "data augmentation" reading (L_gt on every siamese clip, with gradient)
     "supervised": ("full + L_gt on siamese clips", "extra", {"num_siamese_clips": 8, "siamese_clips_supervised": True}, False),
+    # not in the default run: the control of "supervised": the siamese clips as extra training views only (no L_siamese)
+    "augment_only": ("8 siamese clips as augmentation only (L_gt on each, α = 0)", "extra",
+                     {"num_siamese_clips": 8, "siamese_clips_supervised": True, "siamese_loss_weight": 0.0}, False),
     # not in the default run: Eq. 2 at a low temperature, so Â is not uniform (at the paper's 1 it is, see the notes)
     "skg_t005": ("full, SKG temperature 0.05", "extra", {"num_siamese_clips": 8, "siamese_temperature": 0.05}, False),
 }
@@ -377,6 +380,7 @@ def to_markdown(results: dict[str, Any]) -> str:
            ("8 copies of the anchor", "anchor_copies"), ("8 siamese clips (full)", "skg_skr")])
     table("Table 2: number of siamese clips", [("1", "n1"), ("2", "n2"), ("4", "n4"), ("8", "skg_skr")])
     table("Extra: other readings of the paper", [("full + L_gt on every siamese clip (data-augmentation reading)", "supervised"),
+                                                  ("its control: siamese clips as augmentation only (α = 0)", "augment_only"),
                                                   ("full, Eq. 2 at temperature 0.05 (Â not uniform)", "skg_t005")])
     text.append("\n### Does the paper's ordering hold here?\n")
     text.append(markdown_table(["paper's claim", "difference (points)", "holds", "beyond seed std"],
@@ -406,7 +410,8 @@ def plot(results: dict[str, Any], out_dir: Path) -> None:
     ax1.set_ylabel("test accuracy % (mean over seeds)")
     ax1.legend(fontsize=7)
     summary = results["summary"]
-    keys = [k for k in ("baseline", "skr_average", "skg_skr", "fixed_w", "anchor_copies", "n1", "n2", "n4", "supervised", "skg_t005") if k in summary]
+    keys = [k for k in ("baseline", "skr_average", "skg_skr", "fixed_w", "anchor_copies", "n1", "n2", "n4", "supervised", "augment_only", "skg_t005")
+            if k in summary]
     means = [summary[k]["final_mean"] * 100 for k in keys]
     stds = [summary[k]["final_std"] * 100 for k in keys]
     ax2.bar(range(len(keys)), means, yerr=stds, capsize=3, color="tab:blue")
@@ -489,7 +494,7 @@ def _run_learnability(task: tuple) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------ warm start
-WARM_ROWS = ["baseline", "skr_average", "skg_skr", "skg_t005", "anchor_copies"]
+WARM_ROWS = ["baseline", "skr_average", "skg_skr", "skg_t005", "anchor_copies", "supervised", "augment_only"]
 
 
 def _run_warm(task: tuple) -> dict[str, Any]:
@@ -525,34 +530,53 @@ def warm_start(s: dict[str, Any], args: argparse.Namespace, data_dir: Path) -> d
     tasks = [(row, seed, s, str(data_dir), states[seed], None) for seed in seeds for row in rows]
     tasks.sort(key=lambda t: -ROWS[t[0]][2].get("num_siamese_clips", 0))
     runs = _parallel(_run_warm, tasks, args.workers)
+    wall = time.perf_counter() - start
+    if args.add_to:
+        rows, runs, wall = merge_earlier(args.add_to, s, rows, runs, wall, warm_start_epochs=args.warm_start)
     summary = summarize(runs)
     results = {"machine": machine(), "settings": s, "warm_start_epochs": args.warm_start, "rows": rows, "seeds": seeds,
                "pretrained": pretrained, "runs": runs, "summary": summary, "orderings": orderings(summary),
-               "wall_seconds": time.perf_counter() - start}
-    start_acc = [r["final_test"] for r in pretrained]
-    table = []
-    for row in rows:
-        mine = [r for r in runs if r["row"] == row]
-        table.append([ROWS[row][0], _pm(summary, row), _pm(summary, row, "best"), _last(mine, "train_anchor"),
-                      _last(mine, "train_teacher"), _last(mine, "loss_siamese"), _last(mine, "knowledge_entropy")])
-    md = ("# Warm start: SiaSamRea fine-tuning a model that already knows the task\n\n"
-          f"`python -m benchmarks.ablation --warm-start {args.warm_start} --epochs {s['epochs']}`. Per seed ({seeds}) the "
-          f"baseline is trained {args.warm_start} epochs (the ablation's settings), reaching "
-          f"{100 * np.mean(start_acc):.1f} ± {100 * np.std(start_acc, ddof=1) if len(start_acc) > 1 else 0:.1f}% test "
-          f"accuracy; every row then continues from those weights for {s['epochs']} epochs (warm-up + linear decay, "
-          f"lr {s['learning_rate']}). Test accuracy in %, mean ± std over seeds, anchor-only. Last-epoch training "
-          "diagnostics (means): accuracy of the anchor's prediction and of the teacher Q on the training clips, "
-          f"L_siamese (nats; ln 6 = 1.79 is a uniform Q), entropy of Â's rows (ln 8 = 2.079 is uniform). Wall time "
-          f"{results['wall_seconds'] / 60:.1f} min on {results['machine']['cpu_count']} CPUs.\n\n"
-          + markdown_table(["method", "final", "best-val epoch", "train anchor acc", "train teacher acc", "L_siamese",
-                            "Â entropy"], table)
-          + "\n\n" + markdown_table(["paper's claim", "difference (points)", "holds", "beyond seed std"],
-                                     [[k, f"{v['difference_points']:+.1f}", "yes" if v["holds"] else "no",
-                                       "yes" if v["clearly"] else "no"] for k, v in results["orderings"].items()]))
+               "wall_seconds": wall}
+    md = warm_start_markdown(results)
     (out_dir / "warm_start.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "warm_start.md").write_text(md)
     print(md, flush=True)
     return results
+
+
+def warm_start_markdown(results: dict[str, Any]) -> str:
+    s, summary, epochs = results["settings"], results["summary"], results["warm_start_epochs"]
+    start_acc = [r["final_test"] for r in results["pretrained"]]
+    table = []
+    for row in results["rows"]:
+        mine = [r for r in results["runs"] if r["row"] == row]
+        table.append([ROWS[row][0], _pm(summary, row), _pm(summary, row, "best"), _last(mine, "train_anchor"),
+                      _last(mine, "train_teacher"), _last(mine, "loss_siamese"), _last(mine, "knowledge_entropy")])
+    return ("# Warm start: SiaSamRea fine-tuning a model that already knows the task\n\n"
+            f"`python -m benchmarks.ablation --warm-start {epochs} --epochs {s['epochs']}`. Per seed "
+            f"({results['seeds']}) the baseline is trained {epochs} epochs (the ablation's settings), reaching "
+            f"{100 * np.mean(start_acc):.1f} ± {100 * np.std(start_acc, ddof=1) if len(start_acc) > 1 else 0:.1f}% "
+            f"test accuracy; every row then continues from those weights for {s['epochs']} epochs (warm-up + linear "
+            f"decay, lr {s['learning_rate']}). Test accuracy in %, mean ± std over seeds, anchor-only. Last-epoch "
+            "training diagnostics (means): accuracy of the anchor's prediction and of the teacher Q on the training "
+            "clips, L_siamese (nats; ln 6 = 1.79 is a uniform Q), entropy of Â's rows (ln 8 = 2.079 is uniform). "
+            f"Wall time {results['wall_seconds'] / 60:.1f} min on {results['machine']['cpu_count']} CPUs.\n\n"
+            + markdown_table(["method", "final", "best-val epoch", "train anchor acc", "train teacher acc", "L_siamese",
+                              "Â entropy"], table)
+            + "\n\n" + markdown_table(["paper's claim", "difference (points)", "holds", "beyond seed std"],
+                                       [[k, f"{v['difference_points']:+.1f}", "yes" if v["holds"] else "no",
+                                         "yes" if v["clearly"] else "no"] for k, v in results["orderings"].items()])
+            + "\n")
+
+
+def merge_earlier(path: str, s: dict[str, Any], rows: list[str], runs: list[dict[str, Any]], wall: float,
+                  **must_match: Any) -> tuple[list[str], list[dict[str, Any]], float]:
+    """Add the runs of an earlier results json (same settings) whose rows were not run now."""
+    earlier = json.loads(Path(path).read_text())
+    if earlier["settings"] != json.loads(json.dumps(s)) or any(earlier.get(k) != v for k, v in must_match.items()):
+        raise SystemExit(f"{path} was produced with other settings; not merging")
+    return ([r for r in earlier["rows"] if r not in rows] + rows,
+            [r for r in earlier["runs"] if r["row"] not in rows] + runs, wall + earlier["wall_seconds"])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -566,13 +590,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data-dir", default=None, help="where the synthetic set is generated (default: a cache folder)")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--add-to", default=None, metavar="ABLATION_JSON",
-                        help="merge these runs into an earlier ablation.json (same settings), e.g. --rows supervised")
+                        help="merge these runs into an earlier ablation.json or warm_start.json (same settings), "
+                             "e.g. --rows supervised")
     parser.add_argument("--warm-start", type=int, default=None, metavar="EPOCHS",
                         help="instead of the ablation: train the baseline EPOCHS epochs per seed, then continue every "
                              "row from it for --epochs epochs (default rows: " + ", ".join(WARM_ROWS) + ")")
     parser.add_argument("--learnability", action="store_true",
                         help="instead of the ablation: the baseline on data / model variants (see LEARNABILITY)")
+    parser.add_argument("--report", default=None, metavar="ABLATION_JSON",
+                        help="train nothing: rewrite ablation.{md,png} in --out-dir from this json (after editing the notes)")
     args = parser.parse_args(argv)
+    if args.report:
+        results = json.loads(Path(args.report).read_text())
+        write_report(results, Path(args.out_dir) if args.out_dir else RESULTS_DIR)
+        return results
     s = settings(args.quick)
     if args.learnability:
         return learnability(s, args)
@@ -604,23 +635,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = _parallel(_run_task, tasks, args.workers)
     wall = time.perf_counter() - start
     if args.add_to:
-        earlier = json.loads(Path(args.add_to).read_text())
-        if earlier["settings"] != json.loads(json.dumps(s)):
-            raise SystemExit(f"{args.add_to} was produced with other settings; not merging")
-        runs = [r for r in earlier["runs"] if r["row"] not in rows] + runs
-        rows = [r for r in earlier["rows"] if r not in rows] + rows
-        wall += earlier["wall_seconds"]
+        rows, runs, wall = merge_earlier(args.add_to, s, rows, runs, wall)
     summary = summarize(runs)
     results = {"machine": machine(), "settings": s, "rows": rows, "seeds": seeds, "evidence": evidence, "runs": runs,
                "summary": summary, "orderings": orderings(summary), "wall_seconds": wall,
                "num_train": runs[0]["num_train"], "num_test": runs[0]["num_test"], "data_dir": str(data_dir)}
+    write_report(results, out_dir)
+    return results
+
+
+def write_report(results: dict[str, Any], out_dir: Path) -> None:
+    """ablation.{json,md,png}; the md is the tables followed by the hand-written ablation_investigation.md."""
     md = to_markdown(results)
+    out_dir.mkdir(parents=True, exist_ok=True)
     notes = out_dir / "ablation_investigation.md"
     (out_dir / "ablation.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / "ablation.md").write_text(md + ("\n" + notes.read_text() if notes.is_file() else ""))
     plot(results, out_dir)
     print(md, flush=True)
-    return results
 
 
 if __name__ == "__main__":

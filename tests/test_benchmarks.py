@@ -61,6 +61,9 @@ def test_ablation_quick(tmp_path):
     assert set(results["summary"]) == {"baseline", "skg_skr"}
     assert 0 <= results["evidence"]["train_anchor_sees_a_flash"] <= results["evidence"]["train_union_of_9_clips_sees_a_flash"]
     assert (tmp_path / "out" / "ablation.md").is_file() and (tmp_path / "out" / "ablation.png").is_file()
+    # --report rewrites the same tables from the json without training
+    ablation.main(["--report", str(tmp_path / "out" / "ablation.json"), "--out-dir", str(tmp_path / "again")])
+    assert (tmp_path / "again" / "ablation.md").read_text() == (tmp_path / "out" / "ablation.md").read_text()
 
 
 def test_ablation_warm_start_continues_every_row_from_the_pretrained_baseline(tmp_path):
