@@ -75,13 +75,23 @@ def test_metrics_json_is_written_and_best_model_is_selected_on_accuracy(trained)
     assert saved["eval_accuracy"] == metrics["eval_accuracy"]
     assert any(key.startswith("eval_accuracy_") for key in saved)  # per answer type
     state = json.loads((output_dir / "trainer_state.json").read_text())
-    assert state["best_metric"] is not None
+    accuracies = [entry["eval_accuracy"] for entry in state["log_history"] if "eval_accuracy" in entry]
+    assert state["best_metric"] == max(accuracies)  # the best epoch is chosen on accuracy, not on the eval loss
+
+
+def test_count_task_keeps_the_epoch_with_the_lowest_mse(synthetic_dir, tmp_path):
+    metrics = run_videoqa.main(tiny_run_args(synthetic_dir, tmp_path, "--dataset_config", "count", "--answer_types", "all",
+                                             "--num_train_epochs", "2", "--max_train_samples", "8"))
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    mse = [entry["eval_mse"] for entry in state["log_history"] if "eval_mse" in entry]
+    assert "eval_accuracy" not in metrics and state["best_metric"] == min(mse)
 
 
 def test_saved_model_reloads_and_evaluates_to_the_same_metrics(trained, synthetic_dir, tmp_path):
     output_dir, metrics, _ = trained
     again = run_videoqa.main([
-        "--dataset_name", "synthetic", "--dataset_config", "open_ended", "--data_dir", str(synthetic_dir),
+        "--dataset_name", "synthetic", "--dataset_config", "frameqa", "--answer_types", "color",
+        "--data_dir", str(synthetic_dir),
         "--output_dir", str(tmp_path), "--model_name_or_path", str(output_dir), "--do_train", "false",
         "--num_frames", "4", "--max_eval_samples", "12", "--use_cpu", "true", "--disable_tqdm", "true",
     ])

@@ -94,7 +94,8 @@ class DataArguments:
     answer_types: list[str] | None = field(
         default=None,
         metadata={"help": "Keep only these question types, in training and evaluation (the answer_type column: "
-                          "e.g. TGIF-QA FrameQA object/number/color/location, MSRVTT-QA what/who/how/when/where)."},
+                          "e.g. TGIF-QA FrameQA object/number/color/location, MSRVTT-QA what/who/how/when/where); "
+                          "'all' keeps every question."},
     )
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
@@ -116,6 +117,10 @@ class SiaSamReaTrainingArguments(TrainingArguments):
     save_strategy: SaveStrategy | str = "epoch"
     logging_steps: float = 10
     load_best_model_at_end: bool = True
+    # set here: TrainingArguments would otherwise fill in "loss" before the task is known
+    metric_for_best_model: str | None = field(
+        default="accuracy", metadata={"help": "Which epoch is kept: accuracy (for TGIF count: mse, lower is better)."}
+    )
     remove_unused_columns: bool = False
 
 
@@ -249,9 +254,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     processor = build_processor(model_args, data_args)
     model = build_model(model_args, task, id2label)
     config = model.config
-    if training_args.metric_for_best_model is None:
-        training_args.metric_for_best_model = "mse" if task == "count" else "accuracy"
-        training_args.greater_is_better = task != "count"
+    if task == "count" and training_args.metric_for_best_model == "accuracy":  # the default; count has no accuracy
+        training_args.metric_for_best_model, training_args.greater_is_better = "mse", False
 
     transform_kwargs = dict(processor=processor, task=task, max_length=data_args.max_length)
     frames = data_args.frames(config)
