@@ -132,12 +132,15 @@ def load_videoqa(name: str, data_dir: str | os.PathLike, split: str, config: str
 
 def select_answer_types(dataset: datasets.Dataset, answer_types: list[str] | tuple[str, ...]) -> datasets.Dataset:
     """The questions of ``dataset`` whose ``answer_type`` is one of ``answer_types`` (e.g. TGIF-QA FrameQA's
-    object/number/color/location, MSRVTT-QA's what/who/how/when/where). Raises if none is left."""
+    object/number/color/location, MSRVTT-QA's what/who/how/when/where); ``["all"]`` keeps every question.
+    Raises if none is left."""
     wanted = set(answer_types)
+    if "all" in wanted:
+        return dataset
     selected = dataset.filter(lambda types: [t in wanted for t in types], input_columns="answer_type", batched=True)
     if len(selected) == 0:
         raise ValueError(f"no question with answer_type in {sorted(wanted)}; this split has "
-                         f"{sorted(set(dataset['answer_type']))}")
+                         f"{sorted(set(dataset['answer_type']))} ('all' keeps every question)")
     return selected
 
 

@@ -55,7 +55,8 @@ def test_predict_with_a_missing_video_names_it(demo_dir):
 
 def test_eval_reports_the_saved_metrics(demo_dir, tmp_path, capsys):
     main(["eval", "--model", str(demo_dir / "model"), "--data_dir", str(demo_dir / "data"),
-          "--dataset_config", "open_ended", "--output_dir", str(tmp_path),  # frames per clip: the model's
+          "--dataset_config", "frameqa", "--answer_types", "color",  # the demo's questions (configs/synthetic.yaml)
+          "--output_dir", str(tmp_path),  # frames per clip: the model's
           "--max_eval_samples", "16", "--use_cpu", "true", "--disable_tqdm", "true"])
     printed = capsys.readouterr().out
     metrics = json.loads(printed[printed.rindex("{\n"):])  # after the Trainer's own log lines

@@ -473,5 +473,6 @@ def test_select_answer_types_keeps_only_those_question_types(synthetic_dir, tmp_
     assert set(frameqa["answer_type"]) == {"color", "object"}
     assert len(colour) == len(frameqa) // 2 and set(colour["answer_type"]) == {"color"}
     assert all(q.startswith("what color") for q in colour["question"])
+    assert len(select_answer_types(frameqa, ["all"])) == len(frameqa)
     with pytest.raises(ValueError, match=r"no question with answer_type in \['location'\]; this split has \['color', 'object'\]"):
         select_answer_types(frameqa, ["location"])

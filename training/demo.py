@@ -1,7 +1,8 @@
 """`make demo` / `siasamrea demo`: the main job on the embedded synthetic default, offline, on a few CPU cores.
 
-make videos → train a small SiaSamRea model with siamese clips → evaluate (anchor clip only) → answer three
-questions through `pipeline(...)` from the saved folder → draw the siamese knowledge of one training example.
+make videos → train a small SiaSamRea model with siamese clips on the colour questions (`configs/synthetic.yaml`) →
+evaluate (anchor clip only) → answer three questions through `pipeline(...)` from the saved folder → draw the siamese
+knowledge of one training example.
 A second run reuses the videos and the trained model it finds in `output_dir`.
 """
 
@@ -10,9 +11,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+import datasets
+import yaml
 from transformers import pipeline
 
-from datasets_scripts import load_videoqa, make_synthetic_videoqa
+from datasets_scripts import load_videoqa, make_synthetic_videoqa, select_answer_types
 from modeling_siasamrea import SiaSamReaForVideoQuestionAnswering, SiaSamReaProcessor
 from training import run_videoqa
 from training.visualize import visualize_siamese_example
@@ -38,20 +41,18 @@ def run_demo(output_dir: str | Path = "demo_output", quick: bool = False, num_vi
         metrics = run_videoqa.main(argv)
     print("[3/5] evaluation on the val split, anchor clip only")
     print_metrics(metrics)
-    prior = question_type_prior(load_videoqa("synthetic", data_dir, "train", config="open_ended"),
-                                load_videoqa("synthetic", data_dir, "val", config="open_ended"))
+    prior = question_type_prior(demo_split(data_dir, "train"), demo_split(data_dir, "val"))
     print(f"  (chance level: answering the most frequent training answer of each question type scores {prior:.4f})")
 
     print("[4/5] answering questions through pipeline('video-question-answering') from the saved folder")
     vqa = pipeline("video-question-answering", model=str(model_dir), trust_remote_code=True)
-    test_set = load_videoqa("synthetic", data_dir, "test", config="open_ended")
-    for example in test_set.select(range(3)):
+    for example in demo_split(data_dir, "test").select(range(3)):
         top = vqa(video=example["video_path"], question=example["question"], top_k=1)[0]
         print(f"  {Path(example['video_path']).name}: {example['question']}  ->  {top['answer']} "
               f"({top['score']:.2f}; truth: {example['answer']})")
 
     print("[5/5] siamese clips, knowledge Â and soft label Q of one training example")
-    train_example = load_videoqa("synthetic", data_dir, "train", config="open_ended")[0]
+    train_example = demo_split(data_dir, "train")[0]
     picture = visualize_siamese_example(
         SiaSamReaForVideoQuestionAnswering.from_pretrained(model_dir), SiaSamReaProcessor.from_pretrained(model_dir),
         train_example["video_path"], train_example["question"], label=train_example["answer"],
@@ -61,6 +62,13 @@ def run_demo(output_dir: str | Path = "demo_output", quick: bool = False, num_vi
           f"  (pipeline-ready, trust_remote_code=True)\n  metrics               {results}\n"
           f"  figure                {picture}")
     return metrics
+
+
+def demo_split(data_dir: Path, split: str) -> datasets.Dataset:
+    """A split of the synthetic set as the demo's config trains on it (its `dataset_config` and `answer_types`)."""
+    settings = yaml.safe_load(CONFIG.read_text())
+    dataset = load_videoqa("synthetic", data_dir, split, config=settings["dataset_config"])
+    return select_answer_types(dataset, settings["answer_types"]) if settings.get("answer_types") else dataset
 
 
 def question_type_prior(train: Iterable[dict], evaluation: Iterable[dict]) -> float:
