@@ -130,6 +130,18 @@ def load_questions(data_dir: str, split: str, questions: str) -> list[dict[str, 
     return [row for row in dataset if row["question"].startswith(prefix)]
 
 
+def with_label_noise(rows: list[dict[str, Any]], fraction: float) -> list[dict[str, Any]]:
+    """A copy of ``rows`` where ``fraction`` of them (the same ones for every row and seed) carry another answer
+    of the same question type, drawn uniformly: the wrong labels of auto-generated QA sets such as MSRVTT-QA."""
+    if fraction == 0:
+        return rows
+    rng = np.random.default_rng(12345)
+    labels = sorted({row["label"] for row in rows})
+    noisy = set(rng.choice(len(rows), size=round(fraction * len(rows)), replace=False).tolist())
+    return [{**row, "label": int(rng.choice([label for label in labels if label != row["label"]]))} if i in noisy
+            else row for i, row in enumerate(rows)]
+
+
 def as_batch(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Columns for ``VideoQATransform``; ``video_path`` holds the decoded frames (read_clips takes arrays)."""
     columns = {key: [row[key] for row in rows] for key in ("num_frames", "question", "question_id", "label", "answer_type")}
@@ -173,7 +185,7 @@ def train_one(row: str, seed: int, s: dict[str, Any], data_dir: str, init_state:
     from training.run_videoqa import resolve_tokenizer
 
     _, _, overrides, copies = ROWS[row]
-    train = load_questions(data_dir, "train", s["questions"])
+    train = with_label_noise(load_questions(data_dir, "train", s["questions"]), s.get("label_noise", 0.0))
     val = load_questions(data_dir, "val", s["questions"])
     test = load_questions(data_dir, "test", s["questions"])
     from datasets_scripts import load_answer_vocab
@@ -523,7 +535,8 @@ def warm_start(s: dict[str, Any], args: argparse.Namespace, data_dir: Path) -> d
     rows = args.rows or (["baseline", "skg_skr"] if args.quick else WARM_ROWS)
     seeds = [0] if args.quick and args.seeds == [0, 1, 2] else args.seeds
     first = {**s, "epochs": args.warm_start}
-    states = {seed: str(data_dir / f"warm_start_{args.warm_start}ep_seed{seed}.pt") for seed in seeds}
+    noise = f"_noise{s['label_noise']}" if s.get("label_noise") else ""
+    states = {seed: str(data_dir / f"warm_start_{args.warm_start}ep{noise}_seed{seed}.pt") for seed in seeds}
     start = time.perf_counter()
     pretrained = _parallel(_run_warm, [("baseline", seed, first, str(data_dir), None, states[seed]) for seed in seeds],
                            args.workers)
@@ -538,8 +551,9 @@ def warm_start(s: dict[str, Any], args: argparse.Namespace, data_dir: Path) -> d
                "pretrained": pretrained, "runs": runs, "summary": summary, "orderings": orderings(summary),
                "wall_seconds": wall}
     md = warm_start_markdown(results)
-    (out_dir / "warm_start.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out_dir / "warm_start.md").write_text(md)
+    name = "warm_start" + (f"_noise{round(100 * s['label_noise'])}" if s.get("label_noise") else "")
+    (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / f"{name}.md").write_text(md)
     print(md, flush=True)
     return results
 
@@ -552,8 +566,14 @@ def warm_start_markdown(results: dict[str, Any]) -> str:
         mine = [r for r in results["runs"] if r["row"] == row]
         table.append([ROWS[row][0], _pm(summary, row), _pm(summary, row, "best"), _last(mine, "train_anchor"),
                       _last(mine, "train_teacher"), _last(mine, "loss_siamese"), _last(mine, "knowledge_entropy")])
-    return ("# Warm start: SiaSamRea fine-tuning a model that already knows the task\n\n"
-            f"`python -m benchmarks.ablation --warm-start {epochs} --epochs {s['epochs']}`. Per seed "
+    noise = s.get("label_noise", 0.0)
+    return ("# Warm start: SiaSamRea fine-tuning a model that already knows the task"
+            + (f", {100 * noise:.0f}% wrong training labels" if noise else "") + "\n\n"
+            f"`python -m benchmarks.ablation --warm-start {epochs} --epochs {s['epochs']}"
+            + (f" --label-noise {noise}" if noise else "") + "`. "
+            + (f"{100 * noise:.0f}% of the training questions carry a wrong colour (the same ones in every run; "
+               "the training diagnostics below count against these labels); val and test are clean. " if noise else "")
+            + "Per seed "
             f"({results['seeds']}) the baseline is trained {epochs} epochs (the ablation's settings), reaching "
             f"{100 * np.mean(start_acc):.1f} ± {100 * np.std(start_acc, ddof=1) if len(start_acc) > 1 else 0:.1f}% "
             f"test accuracy; every row then continues from those weights for {s['epochs']} epochs (warm-up + linear "
@@ -595,6 +615,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--warm-start", type=int, default=None, metavar="EPOCHS",
                         help="instead of the ablation: train the baseline EPOCHS epochs per seed, then continue every "
                              "row from it for --epochs epochs (default rows: " + ", ".join(WARM_ROWS) + ")")
+    parser.add_argument("--label-noise", type=float, default=0.0, metavar="FRACTION",
+                        help="give this fraction of the training questions a wrong answer (the same ones in every run)")
     parser.add_argument("--learnability", action="store_true",
                         help="instead of the ablation: the baseline on data / model variants (see LEARNABILITY)")
     parser.add_argument("--report", default=None, metavar="ABLATION_JSON",
@@ -613,6 +635,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         s["epochs"] = args.epochs
     if args.num_videos:
         s["data"]["num_videos"] = args.num_videos
+    if args.label_noise:
+        s["label_noise"] = args.label_noise
     out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     data = s["data"]

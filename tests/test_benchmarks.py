@@ -76,3 +76,11 @@ def test_ablation_warm_start_continues_every_row_from_the_pretrained_baseline(tm
     assert 0 <= full["history"]["train_teacher"][-1] <= 1 and full["history"]["knowledge_entropy"][-1] > 0
     assert next(r for r in results["runs"] if r["row"] == "baseline")["history"]["train_teacher"] == [None]
     assert (tmp_path / "out" / "warm_start.md").is_file()
+
+
+def test_label_noise_changes_that_fraction_of_labels_to_another_answer_the_same_way_each_time():
+    rows = [{"label": i % 3, "question_id": str(i)} for i in range(20)]
+    noisy = ablation.with_label_noise(rows, 0.3)
+    changed = [(a, b) for a, b in zip(rows, noisy) if a["label"] != b["label"]]
+    assert len(changed) == 6 and all(b["label"] in {0, 1, 2} for _, b in changed)
+    assert noisy == ablation.with_label_noise(rows, 0.3) and ablation.with_label_noise(rows, 0.0) == rows
