@@ -395,10 +395,15 @@ def to_markdown(results: dict[str, Any]) -> str:
                                                   ("its control: siamese clips as augmentation only (α = 0)", "augment_only"),
                                                   ("full, Eq. 2 at temperature 0.05 (Â not uniform)", "skg_t005")])
     text.append("\n### Does the paper's ordering hold here?\n")
-    text.append(markdown_table(["paper's claim", "difference (points)", "holds", "beyond seed std"],
-                               [[k, f"{v['difference_points']:+.1f}", "yes" if v["holds"] else "no",
-                                 "yes" if v["clearly"] else "no"] for k, v in results["orderings"].items()]))
+    text.append(orderings_table(results["orderings"]))
     return "\n".join(text) + "\n"
+
+
+def orderings_table(checks: dict[str, Any]) -> str:
+    """The markdown table of :func:`orderings`."""
+    return markdown_table(["paper's claim", "difference (points)", "holds", "beyond seed std"],
+                          [[k, f"{v['difference_points']:+.1f}", "yes" if v["holds"] else "no",
+                            "yes" if v["clearly"] else "no"] for k, v in checks.items()])
 
 
 def plot(results: dict[str, Any], out_dir: Path) -> None:
@@ -535,8 +540,8 @@ def warm_start(s: dict[str, Any], args: argparse.Namespace, data_dir: Path) -> d
     rows = args.rows or (["baseline", "skg_skr"] if args.quick else WARM_ROWS)
     seeds = [0] if args.quick and args.seeds == [0, 1, 2] else args.seeds
     first = {**s, "epochs": args.warm_start}
-    noise = f"_noise{s['label_noise']}" if s.get("label_noise") else ""
-    states = {seed: str(data_dir / f"warm_start_{args.warm_start}ep{noise}_seed{seed}.pt") for seed in seeds}
+    name = "warm_start" + (f"_noise{round(100 * s['label_noise'])}" if s.get("label_noise") else "")
+    states = {seed: str(data_dir / f"{name}_{args.warm_start}ep_seed{seed}.pt") for seed in seeds}
     start = time.perf_counter()
     pretrained = _parallel(_run_warm, [("baseline", seed, first, str(data_dir), None, states[seed]) for seed in seeds],
                            args.workers)
@@ -551,7 +556,6 @@ def warm_start(s: dict[str, Any], args: argparse.Namespace, data_dir: Path) -> d
                "pretrained": pretrained, "runs": runs, "summary": summary, "orderings": orderings(summary),
                "wall_seconds": wall}
     md = warm_start_markdown(results)
-    name = "warm_start" + (f"_noise{round(100 * s['label_noise'])}" if s.get("label_noise") else "")
     (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (out_dir / f"{name}.md").write_text(md)
     print(md, flush=True)
@@ -583,10 +587,7 @@ def warm_start_markdown(results: dict[str, Any]) -> str:
             f"Wall time {results['wall_seconds'] / 60:.1f} min on {results['machine']['cpu_count']} CPUs.\n\n"
             + markdown_table(["method", "final", "best-val epoch", "train anchor acc", "train teacher acc", "L_siamese",
                               "Â entropy"], table)
-            + "\n\n" + markdown_table(["paper's claim", "difference (points)", "holds", "beyond seed std"],
-                                       [[k, f"{v['difference_points']:+.1f}", "yes" if v["holds"] else "no",
-                                         "yes" if v["clearly"] else "no"] for k, v in results["orderings"].items()])
-            + "\n")
+            + "\n\n" + orderings_table(results["orderings"]) + "\n")
 
 
 def merge_earlier(path: str, s: dict[str, Any], rows: list[str], runs: list[dict[str, Any]], wall: float,
@@ -616,12 +617,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="instead of the ablation: train the baseline EPOCHS epochs per seed, then continue every "
                              "row from it for --epochs epochs (default rows: " + ", ".join(WARM_ROWS) + ")")
     parser.add_argument("--label-noise", type=float, default=0.0, metavar="FRACTION",
-                        help="give this fraction of the training questions a wrong answer (the same ones in every run)")
+                        help="with --warm-start: give this fraction of the training questions a wrong answer "
+                             "(the same ones in every run)")
     parser.add_argument("--learnability", action="store_true",
                         help="instead of the ablation: the baseline on data / model variants (see LEARNABILITY)")
     parser.add_argument("--report", default=None, metavar="ABLATION_JSON",
                         help="train nothing: rewrite ablation.{md,png} in --out-dir from this json (after editing the notes)")
     args = parser.parse_args(argv)
+    if args.label_noise and not args.warm_start:
+        parser.error("--label-noise is a setting of the --warm-start study")
     if args.report:
         results = json.loads(Path(args.report).read_text())
         write_report(results, Path(args.out_dir) if args.out_dir else RESULTS_DIR)
