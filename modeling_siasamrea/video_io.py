@@ -1,4 +1,9 @@
-"""Video decoding helpers: read sampled clips, count frames, write synthetic videos."""
+"""Video decoding helpers: read sampled clips, count frames, write synthetic videos.
+
+Decoders: decord for the video files it reads (mp4, webm, mkv, avi, ...); PyAV (FFmpeg) for animated GIFs (recognised
+by their header, whatever the file name; decord 0.6 refuses them) and for any file or bytes decord fails to open.
+Both give the same contract: the union of requested frames decoded once, uint8 RGB, errors naming the video.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +20,14 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["VideoDecodeError", "VideoInput", "count_frames", "read_clips", "write_video"]
+__all__ = ["VideoDecodeError", "VideoInput", "count_frames", "frame_rate", "read_clips", "write_video"]
 
 # A video file path, a folder of extracted frames, the raw bytes of a video file, or (L, H, W, 3) uint8 frames
 # as a numpy array or torch tensor.
 VideoInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, "torch.Tensor"]
 
 _FRAME_SUFFIXES = {".jpg", ".jpeg", ".png"}
+_GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
 
 
 class VideoDecodeError(ValueError):
@@ -29,11 +35,13 @@ class VideoDecodeError(ValueError):
 
 
 class _Source(NamedTuple):
-    """An opened video: its name for messages, its length and a reader of sorted unique frame indices."""
+    """An opened video: its name for messages, its length, a reader of sorted unique frame indices and, for a
+    video file, its average frame rate."""
 
     name: str
     num_frames: int
     get_frames: Callable[[np.ndarray], np.ndarray]
+    fps: float | None = None
 
 
 def _natural_key(path: Path) -> list[int | str]:
@@ -69,7 +77,46 @@ def _decord_source(name: str, target: str | io.BytesIO) -> _Source:
             # stride for the pixel size, returns (H, W, C != 3) frames and get_batch fails. Repair per frame.
             return np.stack([_unpad_rows(_to_numpy(reader[int(i)])) for i in indices])
 
-    return _Source(name, len(reader), get_frames)
+    return _Source(name, len(reader), get_frames, float(reader.get_avg_fps()))
+
+
+def _pyav_source(name: str, target: str | bytes) -> _Source:
+    """Open ``target`` with PyAV (FFmpeg): animated GIFs, and containers decord refuses.
+
+    Frames are counted by demuxing (one packet per frame; nothing is decoded). ``get_frames`` decodes sequentially
+    from the first frame and stops after the last requested one: each frame is FFmpeg's full picture (for a GIF,
+    composited with the previous ones by its disposal mode, local palette and transparency), as rgb24. A fresh
+    container is opened per call, so nothing opened in a parent process is used by a forked DataLoader worker.
+    """
+    import av
+
+    def open_video() -> Any:
+        return av.open(io.BytesIO(target) if isinstance(target, bytes) else target)
+
+    with open_video() as container:
+        if not container.streams.video:
+            raise VideoDecodeError(f"{name}: no video stream")
+        stream = container.streams.video[0]
+        num_frames = sum(1 for packet in container.demux(stream) if packet.size)
+        fps = float(stream.average_rate) if stream.average_rate else None
+
+    def get_frames(indices: np.ndarray) -> np.ndarray:
+        wanted = indices.tolist()  # sorted, unique
+        frames: list[np.ndarray] = []
+        with open_video() as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for index, frame in enumerate(container.decode(stream)):
+                if index == wanted[len(frames)]:
+                    frames.append(frame.to_ndarray(format="rgb24"))
+                    if len(frames) == len(wanted):
+                        break
+        if len(frames) < len(wanted):
+            raise VideoDecodeError(f"{name}: the decoder stopped before frame {wanted[len(frames)]} although "
+                                   f"{num_frames} frames were counted (a damaged stream?)")
+        return np.stack(frames)
+
+    return _Source(name, num_frames, get_frames, fps)
 
 
 def _to_numpy(frames: Any) -> np.ndarray:
@@ -109,9 +156,12 @@ def _open(video: VideoInput) -> _Source:
 
 
 def _file_source(video: VideoInput) -> _Source:
-    """List a folder of frames, or open a video file / raw video bytes with decord."""
+    """List a folder of frames, or open a video file / raw video bytes: GIFs with PyAV, others with decord, falling
+    back to PyAV when decord cannot open them."""
     if isinstance(video, (bytes, bytearray, memoryview)):
-        name, target = "<bytes>", io.BytesIO(bytes(video))
+        name = "<bytes>"
+        target: str | bytes = bytes(video)
+        head = target[:6]
     elif isinstance(video, (str, os.PathLike)):
         name = target = os.fspath(video)
         if os.path.isdir(target):
@@ -120,20 +170,32 @@ def _file_source(video: VideoInput) -> _Source:
             return _Source(name, len(frames), _read_images(frames))
         if not os.path.isfile(target):
             raise VideoDecodeError(f"{name}: no such video file or frame folder")
+        with open(target, "rb") as f:
+            head = f.read(6)
     else:
         raise TypeError(f"unsupported video input of type {type(video).__name__}")
-    return _guarded(name, lambda: _decord_source(name, target))
+    if head in _GIF_SIGNATURES:
+        return _guarded(name, lambda: _pyav_source(name, target))
+    try:
+        return _guarded(name, lambda: _decord_source(name, io.BytesIO(target) if isinstance(target, bytes) else target))
+    except VideoDecodeError as decord_error:
+        try:
+            return _guarded(name, lambda: _pyav_source(name, target))
+        except VideoDecodeError as pyav_error:
+            raise VideoDecodeError(f"{name}: neither decord nor PyAV could read it (decord: {decord_error.__cause__}; "
+                                   f"PyAV: {pyav_error.__cause__ or pyav_error})") from pyav_error
 
 
 def _guarded(name: str, fn: Callable[[], Any]) -> Any:
     """Call ``fn``, turning decoder/PIL failures into a VideoDecodeError that names the video."""
+    from av import FFmpegError
     from decord import DECORDError  # not a RuntimeError subclass
 
     try:
         return fn()
     except VideoDecodeError:
         raise
-    except (DECORDError, RuntimeError, OSError, ValueError, IndexError) as error:
+    except (DECORDError, FFmpegError, RuntimeError, OSError, ValueError, IndexError) as error:
         raise VideoDecodeError(f"{name}: could not decode video ({type(error).__name__}: {error})") from error
 
 
@@ -142,12 +204,22 @@ def count_frames(video: VideoInput) -> int:
     return _open(video).num_frames
 
 
+def frame_rate(video: str | os.PathLike | bytes | bytearray | memoryview) -> float:
+    """Average frame rate of a video file (or its bytes) as the decoder that reads it reports it (decord's, or for
+    GIFs and files decord refuses FFmpeg's ``average_rate``). Raises VideoDecodeError for frame folders and arrays."""
+    source = _open(video)
+    if source.fps is None or source.fps <= 0:
+        raise VideoDecodeError(f"{source.name}: no frame rate (a frame folder, an array or a video without timing)")
+    return source.fps
+
+
 def read_clips(video: VideoInput, indices: np.ndarray) -> np.ndarray:
     """Decode the frames ``indices`` (num_clips, frames) of ``video`` as uint8 RGB (num_clips, frames, H, W, 3).
 
     ``video``: a video file path, a folder of jpg/png frames (natural order), the raw bytes of a video file,
     or an (L, H, W, 3) uint8 numpy array / torch tensor. The union of all requested indices is decoded once
-    (one decord ``get_batch`` call on sorted unique indices) and gathered per clip.
+    (one decord ``get_batch`` call on sorted unique indices, or for GIFs and files decord refuses one sequential
+    PyAV decode up to the last of them) and gathered per clip.
     Raises VideoDecodeError (naming the video) for missing, unreadable or empty videos and out-of-range indices.
     """
     indices = np.asarray(indices)

@@ -233,3 +233,156 @@ def test_numpy_inputs_do_not_import_torch():
         "assert 'torch' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- GIFs and other files decord refuses (PyAV)
+
+GIF_DURATIONS = [20, 30, 40, 50, 60, 70, 80, 90, 100, 110]  # ms, one per frame
+
+
+def gif_frames(num_frames: int = len(GIF_DURATIONS)) -> np.ndarray:
+    """A square moving right on a still background, in a new colour every frame (a new palette entry per frame)."""
+    frames = np.empty((num_frames, 24, 40, 3), np.uint8)
+    frames[:] = (0, 0, 128)
+    for i in range(num_frames):
+        frames[i, 4:12, 2 + 3 * i:10 + 3 * i] = (255, 25 * i, 0)
+    return frames
+
+
+def write_gif(path: Path, frames: np.ndarray, **options) -> Path:
+    """Save frames as an animated GIF with PIL; PIL writes only the changed rectangle of each frame."""
+    images = [Image.fromarray(frame) for frame in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], loop=0, **options)
+    return path
+
+
+def av_decode(path) -> np.ndarray:
+    """Reference: every frame of a plain sequential PyAV decode, as rgb24."""
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+
+
+@pytest.fixture(scope="module")
+def gif(tmp_path_factory) -> Path:
+    """Per-frame durations and disposal modes 0 (none), 1 (keep) and 2 (restore background)."""
+    return write_gif(tmp_path_factory.mktemp("gif") / "clip.gif", gif_frames(), duration=GIF_DURATIONS,
+                     disposal=[1, 2, 1, 2, 0, 2, 1, 1, 2, 1])
+
+
+def test_decord_refuses_animated_gifs(gif):
+    """Why GIFs take the PyAV path (if decord ever reads them, this test says the detour can be revisited)."""
+    with pytest.raises(decord.DECORDError):
+        decord.VideoReader(str(gif))
+
+
+def test_gif_frames_equal_a_sequential_pyav_decode(gif):
+    reference = av_decode(gif)
+    assert count_frames(gif) == len(reference) == len(GIF_DURATIONS)
+    indices = np.array([[0, 3, 6, 9], [9, 2, 2, 5]])
+    clips = read_clips(gif, indices)
+    assert clips.shape == (2, 4, 24, 40, 3) and clips.dtype == np.uint8
+    assert np.array_equal(clips, reference[indices])
+    assert np.array_equal(clips, gif_frames()[indices])  # a few colours per frame: GIF is lossless here
+
+
+def test_gif_bytes_and_a_misnamed_gif_are_read_too(gif, tmp_path):
+    indices = np.array([[1, 8, 4]])
+    data = gif.read_bytes()
+    assert count_frames(data) == len(GIF_DURATIONS)
+    assert np.array_equal(read_clips(data, indices), read_clips(gif, indices))
+    misnamed = tmp_path / "clip.mp4"  # recognised by its header, not its name
+    misnamed.write_bytes(data)
+    assert np.array_equal(read_clips(misnamed, indices), read_clips(gif, indices))
+
+
+def test_gif_transparent_pixels_show_the_previous_frames(tmp_path):
+    """Partial frames whose index 0 is transparent (disposal 1): each decoded frame is the full composited canvas,
+    the trail of every square drawn so far, not the frame's own rectangle."""
+    palette = [0, 0, 0, 0, 0, 128]  # index 0 transparent, index 1 the background
+    images = []
+    for i in range(6):
+        pixels = np.zeros((24, 40), np.uint8) if i else np.ones((24, 40), np.uint8)
+        pixels[4:12, 2 + 5 * i:10 + 5 * i] = 2
+        image = Image.fromarray(pixels, "P")
+        image.putpalette(palette + [255, 40 * i, 0])  # index 2: a new colour in every frame's palette
+        images.append(image)
+    path = tmp_path / "trail.gif"
+    images[0].save(path, save_all=True, append_images=images[1:], duration=40, disposal=1, transparency=0,
+                   optimize=False, loop=0)
+    expected = np.empty((6, 24, 40, 3), np.uint8)
+    canvas = np.zeros((24, 40, 3), np.uint8)
+    canvas[:] = (0, 0, 128)
+    for i in range(6):
+        canvas[4:12, 2 + 5 * i:10 + 5 * i] = (255, 40 * i, 0)
+        expected[i] = canvas
+    clips = read_clips(path, np.array([[5, 0, 3]]))
+    assert np.array_equal(clips[0], av_decode(path)[[5, 0, 3]])
+    assert np.array_equal(clips[0], expected[[5, 0, 3]])
+
+
+class _RecordingContainer:
+    """Wraps a PyAV container, counting the frames its decode() yields."""
+
+    decoded: list[int] = []
+
+    def __init__(self, container) -> None:
+        self.container = container
+        self.streams = container.streams
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.container.close()
+
+    def demux(self, *args):
+        return self.container.demux(*args)
+
+    def decode(self, *args):
+        self.decoded.append(0)
+        for frame in self.container.decode(*args):
+            self.decoded[-1] += 1
+            yield frame
+
+
+def test_gif_union_is_decoded_in_one_pass_that_stops_after_the_last_needed_frame(gif, monkeypatch):
+    import av
+
+    real_open = av.open
+    _RecordingContainer.decoded = []
+    monkeypatch.setattr(av, "open", lambda *args, **kwargs: _RecordingContainer(real_open(*args, **kwargs)))
+    clips = read_clips(gif, np.array([[6, 1, 4], [4, 2, 1]]))
+    assert _RecordingContainer.decoded == [7]  # one decode, frames 0..6, and counting decoded nothing
+    assert np.array_equal(clips, gif_frames()[[[6, 1, 4], [4, 2, 1]]])
+
+
+def test_a_file_decord_refuses_is_read_with_pyav(tmp_path):
+    """A raw H.264 stream (no container metadata): decord cannot open it, FFmpeg can."""
+    import av
+
+    path = tmp_path / "clip.h264"
+    with av.open(str(path), "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for frame in make_frames(20):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    with pytest.raises(decord.DECORDError):
+        decord.VideoReader(str(path))
+    assert count_frames(path) == 20
+    clips = read_clips(path, CLIPS % 20)
+    assert np.array_equal(clips, av_decode(path)[CLIPS % 20])
+    assert (frame_ids(clips) == CLIPS % 20).all()
+
+
+def test_a_broken_gif_raises_naming_it(gif, tmp_path):
+    data = gif.read_bytes()
+    truncated = tmp_path / "truncated.gif"
+    truncated.write_bytes(data[:20])  # the header and a bit: no frame
+    header_only = tmp_path / "header.gif"
+    header_only.write_bytes(b"GIF89a")
+    for path in (truncated, header_only):
+        with pytest.raises(VideoDecodeError, match=str(path)):
+            read_clips(path, np.array([[0]]))
