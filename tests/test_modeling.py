@@ -1,6 +1,7 @@
 """SiaSamReaForVideoQuestionAnswering: shapes, losses, gradient flow, switches, HF save/load and bad input."""
 
 import os
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from transformers import AutoModel, BertConfig, BertModel, ResNetConfig, ResNetM
 from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, multiple_choice_hinge_loss
 
 TASKS = ["open_ended", "multiple_choice", "count"]
+SAVED_V0_1 = pathlib.Path(__file__).parent / "fixtures" / "saved_v0_1"
 OUTPUT_WIDTH = {"open_ended": 5, "multiple_choice": 4, "count": 1}
 
 
@@ -246,6 +248,20 @@ def test_saved_folder_loads_with_trust_remote_code_without_the_package(tmp_path)
     env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1")
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert "REMOTE-OK" in result.stdout, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_folders_saved_by_v0_1_load_and_reproduce_their_outputs(task):
+    expected = torch.load(SAVED_V0_1 / task / "expected.pt")
+    model = SiaSamReaForVideoQuestionAnswering.from_pretrained(SAVED_V0_1 / task).eval()
+    inputs = expected.pop("inputs")
+    with torch.no_grad():
+        without_labels = model(**{name: value for name, value in inputs.items() if name != "labels"})
+        with_labels = model(**inputs)
+    torch.testing.assert_close(without_labels.clip_logits, expected.pop("anchor_only_clip_logits"), rtol=0, atol=1e-5)
+    assert {"logits", "clip_logits", "loss", "loss_gt", "loss_siamese", "soft_labels"} <= expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(getattr(with_labels, name), value, rtol=0, atol=1e-5, msg=name)
 
 
 def test_from_vision_text_pretrained_copies_both_backbones(tmp_path):
