@@ -7,21 +7,24 @@ datasets >= 4 no longer runs loading scripts, so the builders are plain classes,
     train = builder.as_dataset("train")
 
 or through :func:`datasets_scripts.load_videoqa`. Every builder shares :class:`VideoQABuilder`: it finds the
-annotation files, resolves each video in the videos folder, probes its frame count once (``count_frames``),
-drops examples whose video is missing or unreadable (reported; an error if none remain) or shorter than
-``min_video_frames``, and builds the open-ended answer vocabulary from the train split.
+annotation files, resolves each video in the videos folder, probes its frame count once (``count_frames``:
+decord, or PyAV for GIFs), drops examples whose video is missing or unreadable (reported; an error if none
+remain) or shorter than ``min_video_frames``, and builds the open-ended answer vocabulary from the train split.
 
 Columns of every example: ``video_id``, ``video_path`` (str), ``num_frames`` (int32), ``question``,
-``question_id``, ``answer`` (the answer text, for every task), ``answer_type`` (str), and per task:
+``question_id`` (the release's own id where it has one, else ``"<split>-<line>"``; unique per split: a repeated
+release id is renamed ``<id>#<k>``, with a warning), ``answer`` (the answer text, for every task),
+``answer_type`` (str), and per task:
 
 * open-ended: ``label`` -- ``ClassLabel`` over the top-K train answers (``features["label"].names`` is the
   ``id2label`` list); -1 for an answer outside the vocabulary (kept in eval splits, counted wrong; dropped
   from train);
-* multiple-choice: ``choices`` (list of str) and ``label`` (int64, index of the correct choice);
+* multiple-choice: ``choices`` (list of str) and ``label`` (int64, index of the correct choice; -1 for a
+  question its video cannot answer, kept in eval splits and counted wrong, dropped from train);
 * count: ``count`` (float32).
 
-How2QA adds ``start``/``end`` (float32 seconds) and ``start_frame`` (int32): ``num_frames`` then counts the
-frames of that window, which starts at ``start_frame`` of the video.
+How2QA adds ``start``/``end`` (float32 seconds), ``start_frame`` (int32) and ``window_past_end`` (bool):
+``num_frames`` then counts the frames of that window, which starts at ``start_frame`` of the video.
 
 Open-ended answers are whitespace-stripped and lower-cased. Options (builder kwargs):
 ``answer_vocab_size`` (K of the top-K answer vocabulary, default 1000 as the paper for MSRVTT-QA),
@@ -48,7 +51,7 @@ from typing import Any, ClassVar
 import datasets
 import numpy as np
 
-from modeling_siasamrea.video_io import VideoDecodeError, count_frames
+from modeling_siasamrea.video_io import VideoDecodeError, count_frames, frame_rate
 
 __all__ = [
     "MSRVTTQA",
@@ -126,7 +129,8 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
     """
 
     BUILDER_CONFIG_CLASS = VideoQAConfig
-    VERSION = datasets.Version("1.0.0")
+    # 1.1.0: release question ids kept, How2QA window_past_end, TGIF-QA ClipBERT val read as test
+    VERSION = datasets.Version("1.1.0")
     DATASET_NAME: ClassVar[str]
     NUM_CHOICES: ClassVar[int | None] = None
     ANNOTATION_SUBDIRS: ClassVar[tuple[str, ...]] = ("", "txt", "annotations")
@@ -166,6 +170,11 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
     def _extra_features(self) -> dict[str, datasets.Value]:
         """Columns a dataset adds to the shared ones."""
         return {}
+
+    def _unanswerable(self, example: dict[str, Any]) -> str | None:
+        """Why ``example``'s video cannot show its answer (dropped from train; kept in eval with label -1,
+        counted wrong), or None."""
+        return None
 
     # ----- shared -----
     @classmethod
@@ -285,8 +294,15 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
 
     def _generate_examples(self, split: str) -> Iterator[tuple[int, dict[str, Any]]]:
         missing, unreadable, short, oov = [], [], [], []
+        unanswerable: dict[str, list[str]] = {}
+        seen_ids: Counter[str] = Counter()
+        renamed = []
         kept = 0
         for index, record in enumerate(self._read_split(split)):
+            seen_ids[record["question_id"]] += 1
+            if seen_ids[record["question_id"]] > 1:  # ids must be unique to join predictions back
+                renamed.append(record["question_id"])
+                record["question_id"] = f"{record['question_id']}#{seen_ids[record['question_id']] - 1}"
             path = self.find_video(record["video_id"])
             if path is None:
                 missing.append(record["video_id"])
@@ -305,18 +321,46 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
                 if example["label"] == -1 and split == "train":
                     oov.append(example["answer"])
                     continue
+            reason = self._unanswerable(example)
+            if reason is not None:
+                unanswerable.setdefault(reason, []).append(record["question_id"])
+                if split == "train":
+                    continue
+                example["label"] = -1
             kept += 1
             yield index, example
+        if renamed:
+            logger.warning("%s/%s: %d question ids repeat in the annotation file; the repeats were renamed "
+                           "<id>#<k> (e.g. %s)", self.DATASET_NAME, split, len(renamed),
+                           sorted(set(renamed))[:_REPORT_EXAMPLES])
         dropped = {"a missing video": missing, "an unreadable video": unreadable,
                    f"fewer than {self.config.min_video_frames} frames": short,
-                   "an answer outside the vocabulary": oov}
-        report = "; ".join(f"{len(items)} with {reason} (e.g. {sorted(set(items))[:_REPORT_EXAMPLES]})"
-                           for reason, items in dropped.items() if items)
+                   "an answer outside the vocabulary": oov,
+                   **(unanswerable if split == "train" else {})}
+        report = _report(dropped)
         if report:
             logger.warning("%s/%s: kept %d examples, dropped %s", self.DATASET_NAME, split, kept, report)
+        if unanswerable and split != "train":
+            logger.warning("%s/%s: kept %s, with label -1: counted wrong, so the accuracy stays over the "
+                           "official question set", self.DATASET_NAME, split, _report(unanswerable))
         if kept == 0:
             raise ValueError(f"{self.DATASET_NAME}/{split}: no example left (videos looked up in "
                              f"{self.video_dir}); dropped {report or 'nothing: the annotation file is empty'}")
+
+
+def _report(groups: dict[str, list[str]]) -> str:
+    """"3 with <reason> (e.g. [...]); ..." for the non-empty groups."""
+    return "; ".join(f"{len(items)} with {reason} (e.g. {sorted(set(items))[:_REPORT_EXAMPLES]})"
+                     for reason, items in groups.items() if items)
+
+
+def _release_id(raw: dict[str, Any], fallback: str) -> str:
+    """The release's own question id (``question_id``; ``id`` in ALPRO's MSVD-QA; ``vid_id`` in TGIF-QA's csv),
+    else ``fallback``."""
+    for key in ("question_id", "id", "vid_id"):
+        if raw.get(key) is not None:
+            return str(raw[key])
+    return fallback
 
 
 class MSRVTTQA(VideoQABuilder):
@@ -329,7 +373,8 @@ class MSRVTTQA(VideoQABuilder):
         data_dir/videos/video0.mp4 ...      # <video_id>.<ext>, or a folder of frames <video_id>/
 
     One line: ``{"video_id": "video6513", "question": "what are three people sitting on?", "answer": "couch",
-    "answer_type": "what"}`` (``question_id`` is used when present, else ``"<split>-<line>"``).
+    "answer_type": "what"}``. ``question_id`` is the line's ``question_id`` or ``id`` (ALPRO's MSVD-QA) when it
+    has one, else ``"<split>-<line>"`` (ClipBERT's files carry none).
     """
 
     DATASET_NAME = "msrvtt_qa"
@@ -344,14 +389,15 @@ class MSRVTTQA(VideoQABuilder):
         for i, raw in enumerate(_read_jsonl(self._split_files()[split])):
             yield {"video_id": str(raw["video_id"]), "question": raw["question"], "answer": str(raw["answer"]),
                    "answer_type": str(raw.get("answer_type", "")),
-                   "question_id": str(raw.get("question_id", f"{split}-{i}"))}
+                   "question_id": _release_id(raw, f"{split}-{i}")}
 
 
 class MSVDQA(MSRVTTQA):
     """MSVD-QA (open-ended), in the jsonl format shipped by ALPRO (``data/msvd_qa/txt``).
 
     Layout as :class:`MSRVTTQA` (ALPRO's ``data/msvd_qa/{txt,videos}``): ``data_dir/{train,val,test}.jsonl``
-    (or under ``txt/``) and the MSVD clips (YouTubeClips) as ``data_dir/videos/<video_id>.avi``.
+    (or under ``txt/``) and the MSVD clips (YouTubeClips) as ``data_dir/videos/<video_id>.avi``. ALPRO's lines
+    carry an ``id``, kept as ``question_id``.
     """
 
     DATASET_NAME = "msvd_qa"
@@ -409,10 +455,21 @@ class How2QA(VideoQABuilder):
         data_dir/how2QA_test_public_release.csv    # test
         data_dir/videos/<vid_id>.mp4               # the full HowTo100M videos (or .webm ...)
 
-    Each csv row (no header): ``vid_id,[start:end],wrong1,wrong2,wrong3,question,correct``. The four answers
-    are put in a fixed pseudo-random order per question (seeded by its id) so the correct one is not always
-    first. ``num_frames`` counts the frames of the [start, end] window (at least one), which starts at frame
-    ``start_frame`` = floor(start * fps) of the video; the video's fps is probed once at build time.
+    Each csv row (no header): ``vid_id,[start:end],wrong1,wrong2,wrong3,question,correct``; the release has no
+    question id, so ``question_id`` is ``<vid_id>_<line>``. The four answers are put in a fixed pseudo-random
+    order per question (seeded by its id) so the correct one is not always first. ``num_frames`` counts the
+    frames of the [start, end] window (at least one), which starts at frame ``start_frame`` = floor(start * fps)
+    of the video; the video's fps is probed once at build time. A window ending after the video is cut at its
+    last frame.
+
+    Odd rows of the release, counted in a warning at build time:
+
+    * a window that starts after the video ends (e.g. 134-181 s on a 30 s file; ``window_past_end`` True):
+      dropped from train; kept in val/test with ``label`` -1, counted wrong, so the accuracy stays over the
+      official question set; such a row decodes the whole video;
+    * a correct answer that is also listed as a wrong one (two identical choices): scored by answer text,
+      ``label`` is the first of the two, and identical (question, choice) inputs get identical scores, of which
+      the first wins the argmax, so choosing that text counts as right.
     """
 
     DATASET_NAME = "how2qa"
@@ -426,6 +483,7 @@ class How2QA(VideoQABuilder):
         return {split: path for split, path in found.items() if path is not None}
 
     def _read_split(self, split: str) -> Iterator[dict[str, Any]]:
+        repeated = []
         with self._split_files()[split].open(encoding="utf-8", newline="") as f:
             for i, row in enumerate(csv.reader(f)):
                 if len(row) < 2 or not row[1].startswith("["):  # blank line or a header some copies add
@@ -438,26 +496,30 @@ class How2QA(VideoQABuilder):
                 question_id = f"{vid_id}_{i}"
                 order = np.random.default_rng(zlib.crc32(question_id.encode())).permutation(1 + len(wrong))
                 choices = [[correct, *wrong][j] for j in order]
+                if correct in wrong:
+                    repeated.append(question_id)
                 yield {"video_id": vid_id, "question": question, "answer": correct, "answer_type": "how2qa",
-                       "question_id": question_id, "choices": choices, "label": int(np.argmin(order)),
+                       "question_id": question_id, "choices": choices, "label": choices.index(correct),
                        "start": start, "end": end}
+        if repeated:
+            logger.warning("how2qa/%s: %d questions list their correct answer also as a wrong one (e.g. %s); "
+                           "scored by answer text: the label is its first copy, which wins a tie", split,
+                           len(repeated), repeated[:_REPORT_EXAMPLES])
 
     def _window(self, record: dict[str, Any], video_path: str, total_frames: int) -> dict[str, Any]:
-        fps = self._probe_once("fps", video_path, _probe_fps)
-        start_frame = min(int(record["start"] * fps), total_frames - 1)
+        fps = self._probe_once("fps", video_path, frame_rate)
+        start_frame = int(record["start"] * fps)
+        if start_frame >= total_frames:  # no frame of the window exists: the whole video (the row counts wrong)
+            return {"num_frames": total_frames, "start_frame": 0, "window_past_end": True}
         end_frame = min(max(math.ceil(record["end"] * fps), start_frame + 1), total_frames)
-        return {"num_frames": end_frame - start_frame, "start_frame": start_frame}
+        return {"num_frames": end_frame - start_frame, "start_frame": start_frame, "window_past_end": False}
+
+    def _unanswerable(self, example: dict[str, Any]) -> str | None:
+        return "a window past the end of its video" if example["window_past_end"] else None
 
     def _extra_features(self) -> dict[str, datasets.Value]:
         return {"start": datasets.Value("float32"), "end": datasets.Value("float32"),
-                "start_frame": datasets.Value("int32")}
-
-
-def _probe_fps(path: str) -> float:
-    """Average frame rate of a video file (decord, as used for decoding)."""
-    import decord
-
-    return float(decord.VideoReader(path, ctx=decord.cpu(0)).get_avg_fps())
+                "start_frame": datasets.Value("int32"), "window_past_end": datasets.Value("bool")}
 
 
 class TGIFQA(VideoQABuilder):
@@ -471,11 +533,18 @@ class TGIFQA(VideoQABuilder):
       answer vid_id key`` (action, transition), ``gif_name question answer type vid_id key description``
       (frameqa; type 0/1/2/3 = object/number/color/location), ``gif_name question answer vid_id key`` (count);
       ``vid_id`` becomes ``question_id``;
-    * ClipBERT (``txt_db/tgif_qa``): ``<config>_{train,val,test}.jsonl`` with ``{"gif_name", "question",
-      "options", "answer": index}`` (action, transition), ``{"gif_name", "question", "answer", "answer_type"}``
-      (frameqa), ``{"gif_name", "question", "answer": count}`` (count).
+    * ClipBERT (``txt_db/tgif_qa``): ``<config>_{train,val}.jsonl`` with ``{"gif_name", "question", "options",
+      "answer": index}`` (action, transition) or ``{"gif_name", "question", "answer", "answer_type"}``
+      (frameqa); no question id, so ``question_id`` is ``"<file split>-<line>"`` (e.g. ``val-0``). ClipBERT's
+      val file holds TGIF-QA's Test questions and it has no test file, so split ``test`` reads the val file
+      too (said once in the log; a ``<config>_test.jsonl``, if present, is read instead).
 
-    Videos: the TGIF GIFs (or converted mp4s) as ``data_dir/gifs/<gif_name>.gif`` (or ``videos/``).
+    The count config: ClipBERT ships no count file, so it reads the original ``{Train,Test}_count_question.csv``,
+    or ``count_{train,val,test}.jsonl`` lines ``{"gif_name", "question", "answer": count}`` (as the synthetic
+    data writes them).
+
+    Videos: the TGIF GIFs (decoded with PyAV) or converted mp4s as ``data_dir/gifs/<gif_name>.gif`` (or
+    ``videos/``). Frames are indexed in GIF order whatever each frame's duration.
     """
 
     DATASET_NAME = "tgif_qa"
@@ -493,19 +562,30 @@ class TGIFQA(VideoQABuilder):
         task = self.config.name
         jsonl = {split: self._find_annotation(f"{task}_{split}.jsonl") for split in ("train", "val", "test")}
         if any(jsonl.values()):
+            if jsonl["test"] is None:
+                jsonl["test"] = jsonl["val"]  # ClipBERT's val file: TGIF-QA's Test questions
             return {split: path for split, path in jsonl.items() if path is not None}
         tsv = {split: self._find_annotation(f"{split.title()}_{task}_question.csv") for split in ("train", "test")}
         return {split: path for split, path in tsv.items() if path is not None}
+
+    def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
+        files = self._split_files()
+        if "val" in files and files.get("test") == files["val"]:
+            logger.warning("tgif_qa/%s: split 'test' reads %s (ClipBERT's val file, which holds TGIF-QA's Test "
+                           "questions; ClipBERT ships no test file)", self.config.name, files["val"].name)
+        return super()._split_generators(dl_manager)
 
     def _read_split(self, split: str) -> Iterator[dict[str, Any]]:
         path = self._split_files()[split]
         if path.suffix == ".jsonl":
             rows: Iterable[dict[str, Any]] = _read_jsonl(path)
+            file_split = path.stem.rsplit("_", 1)[-1]  # "val" for action_val.jsonl, also when read as test
         else:
             with path.open(encoding="utf-8", newline="") as f:
                 rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+            file_split = split
         for i, row in enumerate(rows):
-            yield self._record(row, question_id=str(row.get("question_id", row.get("vid_id", f"{split}-{i}"))))
+            yield self._record(row, question_id=_release_id(row, f"{file_split}-{i}"))
 
     def _record(self, row: dict[str, Any], question_id: str) -> dict[str, Any]:
         """One example from an original tsv row or a ClipBERT jsonl object."""
