@@ -21,6 +21,9 @@ def test_bench_sampling_quick(tmp_path):
                                     "c2_per_clip_decord_fresh_reader", "d_per_clip_pyav_clipbert_style"}
     assert row["pyav_mean_abs_pixel_diff"] < 10  # the ClipBERT-style decoder returns the same frames
     assert (tmp_path / "sampling.png").is_file()
+    gif_row = _written(tmp_path, "sampling")["gif"]["rows"][0]  # every GIF method returned the same frames
+    assert set(gif_row["median_s"]) == {"a_union_read_clips", "b_floor_one_pass", "c_per_clip_pass", "d_decode_all"}
+    assert "## Animated GIF" in (tmp_path / "sampling.md").read_text()
 
 
 def test_bench_train_step_quick(tmp_path):
