@@ -15,15 +15,17 @@ from .loading import (
     BUILDERS,
     DATASETS,
     VideoQATaskInfo,
+    align_answer_labels,
     dataset_info,
     dataset_task,
+    drop_short_videos,
     get_builder,
     load_answer_vocab,
     load_videoqa,
     select_answer_types,
 )
 from .synthetic import make_synthetic_videoqa
-from .transforms import VideoQATransform
+from .transforms import ReplaceUnreadableVideos, VideoQATransform
 
 __all__ = [
     "BUILDERS",
@@ -34,13 +36,16 @@ __all__ = [
     "TGIFQA",
     "ActivityNetQA",
     "How2QA",
+    "ReplaceUnreadableVideos",
     "VideoQABuilder",
     "VideoQAConfig",
     "VideoQATaskInfo",
     "VideoQATransform",
+    "align_answer_labels",
     "build_answer_vocab",
     "dataset_info",
     "dataset_task",
+    "drop_short_videos",
     "get_builder",
     "load_answer_vocab",
     "load_videoqa",

@@ -8,6 +8,7 @@ it is not there yet).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +32,17 @@ __all__ = [
     "BUILDERS",
     "DATASETS",
     "VideoQATaskInfo",
+    "align_answer_labels",
     "dataset_info",
     "dataset_task",
+    "drop_short_videos",
     "get_builder",
     "load_answer_vocab",
     "load_videoqa",
     "select_answer_types",
 ]
+
+logger = logging.getLogger(__name__)
 
 BUILDERS: dict[str, type[VideoQABuilder]] = {
     "msrvtt_qa": MSRVTTQA,
@@ -153,3 +158,35 @@ def load_answer_vocab(name: str, data_dir: str | os.PathLike, config: str | None
         return {}
     return dict(get_builder(name, data_dir, config=config, **options).answer_vocab)
 
+
+
+def align_answer_labels(dataset: datasets.Dataset, label2id: dict[str, int]) -> tuple[datasets.Dataset, int]:
+    """Open-ended ``label`` ids re-read from each example's ``answer`` text in a model's vocabulary ``label2id``.
+
+    The dataset's own ids index its top-K train answers, which a saved model may order differently or not know:
+    scoring those ids against the model's outputs would name answers wrongly. Answers outside ``label2id`` get -1
+    (ignored by the loss, counted wrong). Returns the dataset (``features["label"].names`` is the model's
+    vocabulary) and how many of its answers the model does not know.
+    """
+    names = sorted(label2id, key=label2id.get)
+    if dataset.features["label"].names == names:  # the model's vocabulary is the dataset's: nothing to re-read
+        return dataset, sum(label < 0 for label in dataset["label"])
+    features = dataset.features.copy()
+    features["label"] = datasets.ClassLabel(names=names)
+    aligned = dataset.map(lambda answers: {"label": [label2id.get(a, -1) for a in answers]}, input_columns="answer",
+                          batched=True, features=features, desc="answers -> the model's answer ids")
+    return aligned, sum(label < 0 for label in aligned["label"])
+
+
+def drop_short_videos(dataset: datasets.Dataset, min_video_frames: int) -> datasets.Dataset:
+    """The examples whose video (or How2QA window) has at least ``min_video_frames`` frames, with a log line of how
+    many were dropped (the paper's TGIF-QA pretraining uses 40, on the training split only)."""
+    if min_video_frames <= 0:
+        return dataset
+    kept = dataset.filter(lambda frames: [n >= min_video_frames for n in frames], input_columns="num_frames",
+                          batched=True, desc=f"videos of >= {min_video_frames} frames")
+    logger.warning("min_video_frames=%d: dropped %d of %d examples (%d videos) with shorter videos", min_video_frames,
+                   len(dataset) - len(kept), len(dataset), len(set(dataset["video_path"])) - len(set(kept["video_path"])))
+    if len(kept) == 0:
+        raise ValueError(f"no example has a video of at least min_video_frames={min_video_frames} frames")
+    return kept

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import zlib
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -24,23 +25,26 @@ from modeling_siasamrea.video_io import VideoDecodeError, read_clips
 
 from .builders import COUNT, MULTIPLE_CHOICE, TASKS
 
-__all__ = ["VideoQATransform"]
+__all__ = ["ReplaceUnreadableVideos", "VideoQATransform"]
 
 logger = logging.getLogger(__name__)
 
 TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+_REPORT_FILES = 5
 
 
 class VideoQATransform:
     """``__call__(batch) -> batch`` for ``datasets.Dataset.with_transform`` (works in DataLoader workers).
 
     Output per example: ``pixel_values`` float tensor (clips, frames, 3, S, S) -- in training 1 + the
-    sampler's siamese clips with the anchor first, in evaluation ``num_eval_clips`` -- or None when the video
-    could not be decoded (logged and counted in ``num_failed``; the collator drops the example);
+    sampler's siamese clips with the anchor first, in evaluation ``num_eval_clips``. A video that cannot be
+    decoded is logged and counted in ``num_failed``; in training its ``pixel_values`` is None
+    (:class:`ReplaceUnreadableVideos` draws another example in its place), in evaluation it is a blank clip and
+    the label is -100, so the question stays in the evaluated set and counts as wrong (``unreadable`` is True);
     ``input_ids`` / ``attention_mask`` / ``token_type_ids`` LongTensors (L,) or, for multiple choice,
     (num_choices, L) padded only across the choices of that question; ``labels``: LongTensor() answer id
     (open-ended; -100, ignored by the loss, out of vocabulary) or index of the correct choice, FloatTensor() count for the count task;
-    and the ``question_id`` / ``answer_type`` strings.
+    the ``question_id`` / ``answer_type`` / ``video_path`` strings and the ``unreadable`` flag.
 
     Randomness: after ``set_epoch(epoch)`` (the training script's callback calls it at every epoch), each
     example's clips are a function of ``(seed, epoch, question_id)`` alone: fresh every epoch, and the same
@@ -49,8 +53,9 @@ class VideoQATransform:
     and the DataLoader worker's torch seed (in a worker; it changes every epoch unless workers persist), else
     from ``torch.initial_seed()`` when ``seed`` is None: offsets are fresh at every access.
 
-    If every one of the first ``min_failures_to_abort`` or more samples tried in a process failed, a
-    RuntimeError is raised: the videos are most likely misconfigured, not a few corrupt files. The counters
+    A RuntimeError naming the last failed files is raised when the failures say the data is misconfigured
+    rather than a few corrupt files: every one of the first ``min_failures_to_abort`` (or more) videos tried in a
+    process failed, or more than ``max_failure_rate`` of the last ``failure_window`` did. The counters
     ``num_tried`` / ``num_failed`` are per process: each DataLoader worker counts on its own copy.
     """
 
@@ -64,6 +69,8 @@ class VideoQATransform:
         max_length: int = 40,
         seed: int | None = None,
         min_failures_to_abort: int = 5,
+        max_failure_rate: float = 0.5,
+        failure_window: int = 200,
     ) -> None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -77,8 +84,10 @@ class VideoQATransform:
         self.max_length = max_length
         self.seed = seed
         self.min_failures_to_abort = min_failures_to_abort
+        self.max_failure_rate = max_failure_rate
         self.num_tried = 0
         self.num_failed = 0
+        self._recent: deque[str | None] = deque(maxlen=failure_window)  # failed path, or None for a success
         self.epoch: int | None = None
         self._rng: np.random.Generator | None = None
         self._rng_key: tuple[int, int | None] | None = None
@@ -117,13 +126,31 @@ class VideoQATransform:
             clips = read_clips(video_path, indices)
         except (VideoDecodeError, OSError) as error:
             self.num_failed += 1
-            logger.warning("skipping an example of %s: %s (%d of %d videos failed so far in this process)",
+            self._recent.append(video_path)
+            logger.warning("could not decode %s: %s (%d of %d videos failed so far in this process)",
                            video_path, error, self.num_failed, self.num_tried)
-            if self.num_failed == self.num_tried >= self.min_failures_to_abort:
-                raise RuntimeError(f"all {self.num_tried} videos tried so far failed to decode (last: "
-                                   f"{video_path}: {error}); check the videos folder and the decoder") from error
+            self._check_failure_rate(error)
             return None
+        self._recent.append(None)
         return self.processor(videos=[clips], return_tensors="pt")["pixel_values"][0]
+
+    def _check_failure_rate(self, error: Exception) -> None:
+        """Raise when the failures point at misconfigured data rather than a few corrupt files."""
+        failed = [path for path in self._recent if path is not None]
+        if self.num_failed == self.num_tried >= self.min_failures_to_abort:
+            reason = f"all {self.num_tried} videos tried so far failed to decode"
+        elif len(self._recent) == self._recent.maxlen and len(failed) > self.max_failure_rate * len(self._recent):
+            reason = (f"{len(failed)} of the last {len(self._recent)} videos failed to decode (more than "
+                      f"max_failure_rate={self.max_failure_rate})")
+        else:
+            return
+        raise RuntimeError(f"{reason}; last failures: {failed[-_REPORT_FILES:]} (last error: {error}); check the "
+                           "videos folder and the decoder") from error
+
+    def _blank_clips(self, num_frames: int) -> torch.Tensor:
+        """Stand-in `pixel_values` of an unreadable evaluation video: zeros shaped like its clips would be."""
+        size = self.processor.image_processor.max_image_size
+        return torch.zeros(self.num_eval_clips, self.sampler.frames_per_clip(num_frames), 3, size, size)
 
     def _text(self, question: str, choices: list[str] | None) -> dict[str, torch.Tensor]:
         """Token ids of one question (or of its question-choice pairs), unpadded across examples."""
@@ -140,16 +167,67 @@ class VideoQATransform:
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         """Transform a batch of examples (columns of lists) into model inputs (columns of lists)."""
         out: dict[str, list[Any]] = {key: [] for key in ("pixel_values", *TEXT_KEYS, "labels", "question_id",
-                                                         "answer_type")}
+                                                         "answer_type", "video_path", "unreadable")}
         for i in range(len(batch["video_path"])):
             example = {key: values[i] for key, values in batch.items()}
             start_frame = int(example.get("start_frame") or 0)
             indices = self.frame_indices(int(example["num_frames"]), start_frame, str(example["question_id"]))
-            out["pixel_values"].append(self._pixel_values(example["video_path"], indices))
+            pixel_values = self._pixel_values(example["video_path"], indices)
+            label = self._label(example)
+            unreadable = pixel_values is None
+            if unreadable and not self.train:  # kept, and counted wrong: the evaluated question set never shrinks
+                pixel_values = self._blank_clips(int(example["num_frames"]))
+                label = torch.full_like(label, IGNORE_INDEX) if self.task != COUNT else label
+            out["pixel_values"].append(pixel_values)
             choices = example["choices"] if self.task == MULTIPLE_CHOICE else None
             for key, value in self._text(example["question"], choices).items():
                 out[key].append(value)
-            out["labels"].append(self._label(example))
-            out["question_id"].append(example["question_id"])
-            out["answer_type"].append(example["answer_type"])
+            out["labels"].append(label)
+            out["unreadable"].append(unreadable)
+            for key in ("question_id", "answer_type", "video_path"):
+                out[key].append(example[key])
         return out
+
+
+class ReplaceUnreadableVideos(torch.utils.data.Dataset):
+    """Training examples whose video fails to decode are replaced by another example, never dropped.
+
+    A batch keeps its size and every process takes the same number of steps (DDP cannot hang on a short rank). The
+    replacement of index i is drawn from ``(seed, epoch, i, attempt)`` alone, so a resumed run replaces exactly as an
+    uninterrupted one. Each example carries ``num_replaced``, the number of unreadable videos it stands in for (the
+    trainer sums and logs them). Whether to abort is the transform's call (its failure-rate rule); as a last guard,
+    ``max_attempts`` failures in a row for one index raise, naming the files.
+
+    Args:
+        dataset: a ``datasets.Dataset`` with a training :class:`VideoQATransform` (or anything whose items have
+            ``pixel_values`` None when their video failed, and a ``video_path``).
+        seed: seed of the replacement draws.
+    """
+
+    def __init__(self, dataset: Any, seed: int = 0, max_attempts: int = 20) -> None:
+        self.dataset = dataset
+        self.seed = seed
+        self.max_attempts = max_attempts
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def replacement_index(self, index: int, attempt: int) -> int:
+        """The example drawn in place of ``index`` after ``attempt`` failures (never ``index`` itself if avoidable)."""
+        rng = np.random.default_rng([self.seed, self.epoch, index, attempt])
+        other = int(rng.integers(0, max(1, len(self.dataset) - 1)))
+        return other + (other >= index and len(self.dataset) > 1)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        example, failed = self.dataset[index], []
+        while example["pixel_values"] is None:
+            failed.append(example["video_path"])
+            if len(failed) >= self.max_attempts:
+                raise RuntimeError(f"{len(failed)} videos in a row failed to decode while replacing training example "
+                                   f"{index}: {failed[:_REPORT_FILES]}; check the videos folder and the decoder")
+            example = self.dataset[self.replacement_index(index, len(failed))]
+        return {**example, "num_replaced": len(failed)}

@@ -57,11 +57,15 @@ def test_eval_reports_the_saved_metrics(demo_dir, tmp_path, capsys):
     main(["eval", "--model", str(demo_dir / "model"), "--data_dir", str(demo_dir / "data"),
           "--dataset_config", "frameqa", "--answer_types", "color",  # the demo's questions (configs/synthetic.yaml)
           "--output_dir", str(tmp_path),  # frames per clip: the model's
-          "--max_eval_samples", "16", "--use_cpu", "true", "--disable_tqdm", "true"])
+          "--max_eval_samples", "16", "--use_cpu", "true", "--disable_tqdm", "true",
+          "--predictions", str(tmp_path / "predictions.jsonl")])
     printed = capsys.readouterr().out
     metrics = json.loads(printed[printed.rindex("{\n"):])  # after the Trainer's own log lines
     saved = json.loads((demo_dir / "model" / "eval_results.json").read_text())
     assert metrics["eval_accuracy"] == saved["eval_accuracy"]
+    lines = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    assert lines and len({line["question_id"] for line in lines}) == len(lines)
+    assert sum(line["correct"] for line in lines) / len(lines) == pytest.approx(metrics["eval_accuracy"])
 
 
 def test_visualize_writes_the_png(demo_dir, tmp_path):

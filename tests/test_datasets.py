@@ -435,7 +435,7 @@ def test_runtime_error_when_every_video_tried_fails(tmp_path, video_files, proce
     transform = VideoQATransform(processor, SiameseSampler(num_siamese_clips=1), train=False, task="open_ended",
                                  min_failures_to_abort=3)
     transformed = dataset.with_transform(transform)
-    assert transformed[0]["pixel_values"] is None and transformed[1]["pixel_values"] is None
+    assert transformed[0]["unreadable"] and transformed[1]["unreadable"]
     with pytest.raises(RuntimeError, match="all 3 videos tried so far failed"):
         transformed[2]
 

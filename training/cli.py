@@ -29,9 +29,9 @@ def _eval(args: argparse.Namespace, extra: list[str]) -> None:
 
     argv = ["--model_name_or_path", args.model, "--dataset_name", args.dataset_name, "--output_dir", args.output_dir,
             "--eval_split", args.split, "--num_eval_clips", str(args.num_eval_clips), "--do_train", "false"]
-    for name in ("dataset_config", "data_dir", "num_frames"):
+    for name in ("dataset_config", "data_dir", "num_frames", "predictions"):
         if getattr(args, name) is not None:
-            argv += [f"--{name}", str(getattr(args, name))]
+            argv += [f"--{'predictions_file' if name == 'predictions' else name}", str(getattr(args, name))]
     metrics = run_videoqa.main(argv + extra)
     print(json.dumps(metrics, indent=2))
 
@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num_frames")
     evaluate.add_argument("--num_eval_clips", type=int, default=1, help=">1: dense evaluation")
     evaluate.add_argument("--output_dir", default="outputs/eval")
+    evaluate.add_argument("--predictions", metavar="FILE",
+                          help="write one JSON line per question: question_id, answer_type, prediction, score, label, "
+                               "correct")
 
     synthetic = commands.add_parser("make-synthetic", help="write the synthetic VideoQA dataset",
                                     description="Options: --num-videos --seed --image-size --min-frames ...")

@@ -1,10 +1,13 @@
 """Batching of transformed VideoQA examples."""
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -13,9 +16,11 @@ TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 class SiaSamReaCollator:
     """Stack `pixel_values` `(clips, frames, 3, S, S)`, pad text `(L,)` / `(choices, L)` on the right, stack labels.
 
-    Examples whose video failed to decode (`pixel_values` is `None`, see `VideoQATransform`) are dropped. With
-    `answer_types`, each example's `answer_type` is passed on as `answer_type_ids` (index in that list, -1 when
-    unknown) for per-type accuracy.
+    Besides the model inputs a batch carries, for the trainer: `answer_type_ids` (each example's `answer_type` as an
+    index in `answer_types`, -1 when unknown or without `answer_types`), `unreadable` (evaluation examples whose video
+    failed to decode and stand in blank, see `VideoQATransform`) and `num_replaced` (unreadable training videos
+    replaced in this batch, see `ReplaceUnreadableVideos`). An example whose `pixel_values` is None (a failed video
+    that nothing replaced) is dropped with a warning.
     """
 
     pad_token_id: int = 0
@@ -23,6 +28,9 @@ class SiaSamReaCollator:
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         kept = [feature for feature in features if feature.get("pixel_values") is not None]
+        if len(kept) < len(features):
+            logger.warning("dropping %d example(s) whose video failed to decode; wrap the training set in "
+                           "ReplaceUnreadableVideos to replace them instead", len(features) - len(kept))
         if not kept:
             raise RuntimeError(
                 f"every example of this batch ({len(features)}) failed to decode; see the warnings above for the "
@@ -42,9 +50,10 @@ class SiaSamReaCollator:
                 batch[key] = self._pad([torch.as_tensor(feature[key]) for feature in kept], pad)
         if kept[0].get("labels") is not None:
             batch["labels"] = torch.stack([torch.as_tensor(feature["labels"]) for feature in kept])
-        if self.answer_types is not None:
-            index = {name: i for i, name in enumerate(self.answer_types)}
-            batch["answer_type_ids"] = torch.tensor([index.get(f.get("answer_type"), -1) for f in kept])
+        index = {name: i for i, name in enumerate(self.answer_types or ())}
+        batch["answer_type_ids"] = torch.tensor([index.get(feature.get("answer_type"), -1) for feature in kept])
+        batch["unreadable"] = torch.tensor([bool(feature.get("unreadable", False)) for feature in kept])
+        batch["num_replaced"] = torch.tensor(sum(int(feature.get("num_replaced", 0)) for feature in kept))
         return batch
 
     @staticmethod

@@ -17,14 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import datasets
+import numpy as np
+import torch
 import yaml
 from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
-from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
+from transformers.trainer_utils import IntervalStrategy, PredictionOutput, SaveStrategy, get_last_checkpoint
 
 from datasets_scripts import (
     DATASETS,
+    ReplaceUnreadableVideos,
     VideoQATransform,
+    align_answer_labels,
     dataset_task,
+    drop_short_videos,
     load_answer_vocab,
     load_videoqa,
     select_answer_types,
@@ -67,6 +73,11 @@ class ModelArguments:
     learnable_clip_weights: bool | None = field(default=None, metadata={"help": "Learn W1, W2 of Eq. 5."})
     siamese_clips_supervised: bool | None = field(default=None, metadata={"help": "Ground truth on siamese clips too."})
     vision_frozen_batchnorm: bool | None = field(default=None, metadata={"help": "Frozen ResNet BatchNorm."})
+    reinit_answer_head: bool = field(
+        default=False,
+        metadata={"help": "Fine-tuning a saved open-ended model on a new answer vocabulary keeps the rows of the answers "
+                          "both vocabularies share; true initialises every answer row afresh."},
+    )
 
     def config_overrides(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in (*SIAMESE_FIELDS, "vision_frozen_batchnorm") if getattr(self, name) is not None}
@@ -88,7 +99,9 @@ class DataArguments:
     max_image_size: int = field(default=448, metadata={"help": "Longer frame side after resizing (ClipBERT: 448)."})
     max_length: int = field(default=40, metadata={"help": "Max question tokens."})
     answer_vocab_size: int = field(default=1000, metadata={"help": "Top-K train answers (open-ended)."})
-    min_video_frames: int = field(default=0, metadata={"help": "Drop shorter videos (paper's TGIF pretraining: 40)."})
+    min_video_frames: int = field(
+        default=0, metadata={"help": "Drop shorter videos from the training split (paper's TGIF pretraining: 40); "
+                                     "evaluation always runs on the full split."})
     num_eval_clips: int = field(default=1, metadata={"help": "1 = anchor only; >1 = dense evaluation."})
     dense_aggregation: str = field(default="mean", metadata={"help": "mean, max or lse over clip logits."})
     answer_types: list[str] | None = field(
@@ -99,6 +112,11 @@ class DataArguments:
     )
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    predictions_file: str | None = field(
+        default=None,
+        metadata={"help": "Write one JSON line per evaluated question (question_id, answer_type, prediction, score, "
+                          "label, correct); with --do_predict and no file: <output_dir>/predictions_<eval_split>.jsonl."},
+    )
 
     def frames(self, config: SiaSamReaConfig) -> int | str:
         value = str(self.num_frames or getattr(config, "num_frames", None) or "auto")
@@ -122,6 +140,26 @@ class SiaSamReaTrainingArguments(TrainingArguments):
         default="accuracy", metadata={"help": "Which epoch is kept: accuracy (for TGIF count: mse, lower is better)."}
     )
     remove_unused_columns: bool = False
+    effective_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Examples per optimizer step over all processes (paper: 16 = 1 per GPU x 16 GPUs); "
+                          "gradient_accumulation_steps is derived from it and the world size."},
+    )
+
+    def apply_effective_batch_size(self) -> None:
+        """Derive gradient accumulation so that per-device batch x processes x accumulation = effective_batch_size."""
+        if self.effective_batch_size is None:
+            return
+        per_step = self.per_device_train_batch_size * self.world_size
+        if self.effective_batch_size % per_step:
+            raise ValueError(
+                f"effective_batch_size={self.effective_batch_size} is not a multiple of per_device_train_batch_size "
+                f"({self.per_device_train_batch_size}) x processes ({self.world_size}) = {per_step}"
+            )
+        self.gradient_accumulation_steps = self.effective_batch_size // per_step
+        logger.warning("effective_batch_size=%d: %d per device x %d processes x %d gradient accumulation steps",
+                       self.effective_batch_size, self.per_device_train_batch_size, self.world_size,
+                       self.gradient_accumulation_steps)
 
 
 # Where the model starts from: a starting point given on the command line replaces the config file's.
@@ -207,24 +245,114 @@ def build_processor(model_args: ModelArguments, data_args: DataArguments) -> Sia
     return SiaSamReaProcessor(image_processor, tokenizer)
 
 
-def build_model(model_args: ModelArguments, task: str, id2label: dict[int, str] | None) -> SiaSamReaForVideoQuestionAnswering:
-    head = {"task": task, **model_args.config_overrides()}
+def build_model(
+    model_args: ModelArguments, task: str, id2label: dict[int, str] | None
+) -> SiaSamReaForVideoQuestionAnswering:
+    """The model from its starting point. `id2label` (open-ended training) is the answer vocabulary to train; a saved
+    model keeps its own when it is None (evaluation)."""
+    overrides = model_args.config_overrides()
+    if model_args.model_name_or_path:
+        return load_saved_model(model_args.model_name_or_path, task, id2label, overrides, model_args.reinit_answer_head)
+    head = {"task": task, **overrides}
     if id2label is not None:
         head.update(id2label=id2label, label2id={label: i for i, label in id2label.items()}, num_answers=len(id2label))
-    if model_args.model_name_or_path:
-        # a new answer vocabulary (e.g. TGIF pretraining -> MSRVTT-QA) gets a freshly initialised last layer
-        model = SiaSamReaForVideoQuestionAnswering.from_pretrained(
-            model_args.model_name_or_path, ignore_mismatched_sizes=True, **head
-        )
-    elif model_args.vision_model_name_or_path:
-        model = SiaSamReaForVideoQuestionAnswering.from_vision_text_pretrained(
+    if model_args.vision_model_name_or_path:
+        return SiaSamReaForVideoQuestionAnswering.from_vision_text_pretrained(
             model_args.vision_model_name_or_path, model_args.text_model_name_or_path, **head
         )
-    else:
-        text = model_args.model_config
-        kwargs = json.loads(Path(text).read_text() if Path(text).is_file() else text)
-        model = SiaSamReaForVideoQuestionAnswering(SiaSamReaConfig(**{**kwargs, **head}))
+    text = model_args.model_config
+    kwargs = json.loads(Path(text).read_text() if Path(text).is_file() else text)
+    return SiaSamReaForVideoQuestionAnswering(SiaSamReaConfig(**{**kwargs, **head}))
+
+
+# The only weights a siamese override may reshape: W1, W2 have one entry per clip (num_siamese_clips + 1).
+RESHAPEABLE = ("siamese_head.clip_weight_logits",)
+
+
+def load_saved_model(
+    path: str, task: str, id2label: dict[int, str] | None, overrides: dict[str, Any], reinit_answer_head: bool
+) -> SiaSamReaForVideoQuestionAnswering:
+    """A saved SiaSamRea folder, its head unchanged unless training on a new vocabulary (`adapt_answer_head`).
+
+    Siamese overrides apply; a new number of siamese clips restarts W1, W2 at uniform (logged). Any other weight the
+    folder cannot fill is an error, never a silent reset.
+    """
+    saved_task = SiaSamReaConfig.from_pretrained(path).task
+    if saved_task != task:
+        raise ValueError(f"{path} holds a {saved_task} model, but this dataset is a {task} task")
+    model, info = SiaSamReaForVideoQuestionAnswering.from_pretrained(
+        path, ignore_mismatched_sizes=True, output_loading_info=True, **overrides
+    )
+    mismatched = {entry[0] if isinstance(entry, tuple) else entry for entry in info.get("mismatched_keys", ())}
+    if mismatched - set(RESHAPEABLE):
+        raise ValueError(f"{path}: the weights {sorted(mismatched - set(RESHAPEABLE))} do not fit this configuration")
+    if mismatched:
+        logger.warning("W1, W2 of %s were learnt for another number of clips; with N = %d clips they start uniform",
+                       path, model.config.num_clips)
+    if id2label is not None:
+        adapt_answer_head(model, id2label, reinit=reinit_answer_head)
     return model
+
+
+def adapt_answer_head(model: SiaSamReaForVideoQuestionAnswering, id2label: dict[int, str], reinit: bool = False) -> None:
+    """Give an open-ended model the answer vocabulary `id2label`, in place, and say what changed.
+
+    The last layer's rows of answers both vocabularies share are kept (under their new ids); the other rows start
+    from the model's initialisation. `reinit` initialises every row.
+    """
+    names = [id2label[i] for i in range(len(id2label))]
+    old_ids = answer_ids(model.config)
+    if not reinit and names == sorted(old_ids, key=old_ids.get):
+        return
+    last = model.classifier[-1]  # Linear(2h, old K)
+    fresh = torch.nn.Linear(last.in_features, len(names), dtype=last.weight.dtype, device=last.weight.device)
+    model._init_weights(fresh)
+    shared = [] if reinit else [(new, old_ids[name]) for new, name in enumerate(names) if name in old_ids]
+    with torch.no_grad():
+        for new, old in shared:
+            fresh.weight[new] = last.weight[old]
+            fresh.bias[new] = last.bias[old]
+    model.classifier[-1] = fresh
+    model.config.id2label = dict(enumerate(names))
+    model.config.label2id = {name: i for i, name in enumerate(names)}
+    model.config.num_answers = len(names)
+    logger.warning(
+        "answer head: %s; %d of %d answers start from scratch",
+        "every row initialised (reinit_answer_head)" if reinit else
+        f"kept the rows of the {len(shared)} answers shared with the saved vocabulary of {len(old_ids)}",
+        len(names) - len(shared), len(names),
+    )
+
+
+def answer_ids(config: SiaSamReaConfig) -> dict[str, int]:
+    """`{answer: id}` of an open-ended model, from its `id2label` (a config may carry no `label2id`)."""
+    return {label: int(i) for i, label in config.id2label.items()}
+
+
+def load_data(
+    data_args: DataArguments, task: str, training: bool, evaluating: bool
+) -> tuple[datasets.Dataset | None, datasets.Dataset | None, dict[int, str] | None]:
+    """The training and evaluation splits that are needed, and the open-ended training vocabulary (`id2label`)."""
+    data_dir = data_args.data_dir or os.path.join("data", "synthetic")
+    options = dict(config=data_args.dataset_config, answer_vocab_size=data_args.answer_vocab_size)
+
+    def split(name: str, limit: int | None) -> datasets.Dataset:
+        dataset = load_videoqa(data_args.dataset_name, data_dir, name, **options)
+        if data_args.answer_types:
+            dataset = select_answer_types(dataset, data_args.answer_types)
+        return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
+
+    train_set = eval_set = id2label = None
+    if training:
+        train_set = drop_short_videos(split(data_args.train_split, None), data_args.min_video_frames)
+        if data_args.max_train_samples:
+            train_set = train_set.select(range(min(data_args.max_train_samples, len(train_set))))
+        if task == "open_ended":
+            vocab = load_answer_vocab(data_args.dataset_name, data_dir, **options)
+            id2label = {i: answer for answer, i in vocab.items()}
+    if evaluating:
+        eval_set = split(data_args.eval_split, data_args.max_eval_samples)
+    return train_set, eval_set, id2label
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -232,54 +360,56 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     validate_args(model_args, data_args)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
     set_seed(training_args.seed)
+    training_args.apply_effective_batch_size()
+    predictions_file = data_args.predictions_file
+    if predictions_file is None and training_args.do_predict:
+        predictions_file = os.path.join(training_args.output_dir, f"predictions_{data_args.eval_split}.jsonl")
+    evaluating = training_args.do_eval or predictions_file is not None
 
     task = dataset_task(data_args.dataset_name, data_args.dataset_config)
-    load_options = dict(config=data_args.dataset_config, min_video_frames=data_args.min_video_frames,
-                        answer_vocab_size=data_args.answer_vocab_size)
-    data_dir = data_args.data_dir or os.path.join("data", "synthetic")
-    train_set = load_videoqa(data_args.dataset_name, data_dir, data_args.train_split, **load_options)
-    eval_set = load_videoqa(data_args.dataset_name, data_dir, data_args.eval_split, **load_options)
-    if data_args.answer_types:
-        train_set = select_answer_types(train_set, data_args.answer_types)
-        eval_set = select_answer_types(eval_set, data_args.answer_types)
-    if data_args.max_train_samples:
-        train_set = train_set.select(range(min(data_args.max_train_samples, len(train_set))))
-    if data_args.max_eval_samples:
-        eval_set = eval_set.select(range(min(data_args.max_eval_samples, len(eval_set))))
-    id2label = None
-    if task == "open_ended":
-        vocab = load_answer_vocab(data_args.dataset_name, data_dir, **load_options)
-        id2label = {i: answer for answer, i in vocab.items()}
-
+    train_set, eval_set, id2label = load_data(data_args, task, training_args.do_train, evaluating)
     processor = build_processor(model_args, data_args)
     model = build_model(model_args, task, id2label)
     config = model.config
     if task == "count" and training_args.metric_for_best_model == "accuracy":  # the default; count has no accuracy
         training_args.metric_for_best_model, training_args.greater_is_better = "mse", False
+    if task == "open_ended":  # score every answer by its name in the model's vocabulary
+        if train_set is not None:
+            train_set = align_answer_labels(train_set, answer_ids(config))[0]
+        if eval_set is not None:
+            eval_set, unknown = align_answer_labels(eval_set, answer_ids(config))
+            if unknown:
+                logger.warning("%d of %d %s answers are not in the model's vocabulary of %d: they count as wrong",
+                               unknown, len(eval_set), data_args.eval_split, config.num_labels)
 
     transform_kwargs = dict(processor=processor, task=task, max_length=data_args.max_length)
     frames = data_args.frames(config)
-    train_transform = VideoQATransform(
-        sampler=SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips),
-        train=True, seed=training_args.seed, **transform_kwargs)
-    train_set = train_set.with_transform(train_transform)
-    answer_types = sorted(set(eval_set["answer_type"])) if "answer_type" in eval_set.column_names else None
-    eval_set = eval_set.with_transform(VideoQATransform(
-        sampler=SiameseSampler(num_frames=frames, num_siamese_clips=0),
-        train=False, num_eval_clips=data_args.num_eval_clips, **transform_kwargs))
+    callbacks = []
+    if train_set is not None:
+        train_transform = VideoQATransform(
+            sampler=SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips),
+            train=True, seed=training_args.seed, **transform_kwargs)
+        train_set = ReplaceUnreadableVideos(train_set.with_transform(train_transform), seed=training_args.seed)
+        callbacks.append(SetEpochCallback(train_transform, train_set))
+    eval_rows, answer_types = eval_set, None
+    if eval_set is not None:
+        answer_types = sorted(set(eval_set["answer_type"]))
+        eval_set = eval_set.with_transform(VideoQATransform(
+            sampler=SiameseSampler(num_frames=frames, num_siamese_clips=0),
+            train=False, num_eval_clips=data_args.num_eval_clips, **transform_kwargs))
 
-    if answer_types is not None:
-        training_args.label_names = ["labels", "answer_type_ids"]
+    training_args.label_names = ["labels", "answer_type_ids", "unreadable"]
     push, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, complete, at the end
     trainer = SiaSamReaTrainer(
         model=model,
         args=training_args,
         train_dataset=train_set,
         eval_dataset=eval_set,
+        processing_class=processor,  # every checkpoint carries the processor
         data_collator=SiaSamReaCollator(pad_token_id=processor.tokenizer.pad_token_id or 0, answer_types=answer_types),
         compute_metrics=build_compute_metrics(task, answer_types),
         dense_aggregation=data_args.dense_aggregation,
-        callbacks=[SetEpochCallback(train_transform)],
+        callbacks=callbacks,
     )
 
     eval_metrics: dict[str, float] = {}
@@ -288,9 +418,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         if checkpoint is None and os.path.isdir(training_args.output_dir):
             checkpoint = get_last_checkpoint(training_args.output_dir)
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_metrics("train", train_result.metrics)
+        trainer.save_metrics("train", {**train_result.metrics, "replaced_videos": trainer.replaced_videos})
         trainer.save_state()
-    if training_args.do_eval:
+    if predictions_file is not None:
+        output = trainer.predict(eval_set, metric_key_prefix="eval")
+        eval_metrics = output.metrics
+        trainer.log(eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+        if trainer.is_world_process_zero():
+            write_predictions(predictions_file, eval_rows, output, task, config.id2label)
+    elif training_args.do_eval:
         eval_metrics = trainer.evaluate()
         trainer.save_metrics("eval", eval_metrics)
 
@@ -300,12 +437,44 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         final_dir = Path(training_args.output_dir)
         saved = SiaSamReaForVideoQuestionAnswering.from_pretrained(final_dir)  # unwrapped, full weights
         save_pipeline_folder(saved, processor, final_dir, num_frames=frames)
-        metrics = {k.removeprefix("eval_"): v for k, v in eval_metrics.items() if isinstance(v, (int, float))}
-        write_model_card(final_dir, saved.config, data_args.dataset_name, metrics, training_args.hub_model_id)
+        write_model_card(final_dir, saved.config, data_args.dataset_name, eval_metrics, training_args.hub_model_id,
+                         dataset_config=data_args.dataset_config, split=data_args.eval_split,
+                         base_model=model_args.model_name_or_path or model_args.vision_model_name_or_path)
         if push:
             push_folder_to_hub(final_dir, training_args.hub_model_id, token=training_args.hub_token,
                                private=training_args.hub_private_repo)
     return eval_metrics
+
+
+def write_predictions(
+    path: str | os.PathLike, rows: datasets.Dataset, output: PredictionOutput, task: str, id2label: dict[int, str]
+) -> Path:
+    """One JSON line per question of `rows` (the evaluated split, in its order): `question_id`, `answer_type`,
+    `prediction` (answer, choice text or rounded count), `score` (its probability; the raw count), `label` (the true
+    answer, choice or count), `correct` and `unreadable` (its video could not be decoded)."""
+    scores = torch.from_numpy(np.asarray(output.predictions)).float()
+    labels, _, unreadable = (np.asarray(ids) for ids in output.label_ids)
+    if len(scores) != len(rows):
+        raise RuntimeError(f"got {len(scores)} predictions for {len(rows)} questions")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for i, row in enumerate(rows):
+            if task == "count":
+                value = float(scores[i].reshape(-1)[0])
+                prediction, score, label = max(0, round(value)), value, float(row["count"])
+                correct = prediction == label and not unreadable[i]
+            else:
+                probs = scores[i].softmax(-1)
+                index = int(probs.argmax())
+                prediction = row["choices"][index] if task == "multiple_choice" else id2label[index]
+                score, label, correct = float(probs[index]), row["answer"], index == int(labels[i])
+            record = {"question_id": row["question_id"], "answer_type": row["answer_type"], "prediction": prediction,
+                      "score": round(score, 6), "label": label, "correct": bool(correct),
+                      "unreadable": bool(unreadable[i])}
+            f.write(json.dumps(record) + "\n")
+    logger.warning("wrote %d predictions to %s", len(rows), path)
+    return path
 
 
 if __name__ == "__main__":

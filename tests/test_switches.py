@@ -1,0 +1,69 @@
+"""Every combination of the siamese switches trains under DDP without `find_unused_parameters`.
+
+The Trainer wraps DDP with `find_unused_parameters=False` when activation checkpointing is on (the shipped GPU
+configs): a parameter that a switch leaves without gradient then crashes the second step. The single-process test
+pins the cause for every combination (each trainable parameter gets a gradient from one training step); the
+2-process tests run the shipped path (accelerate config + run_videoqa) for the switch sets that remove a term.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from datasets_scripts import make_synthetic_videoqa
+from modeling_siasamrea import SiaSamReaForVideoQuestionAnswering
+from training import run_videoqa
+
+REPO = Path(__file__).resolve().parents[1]
+
+def test_projection_is_not_built_where_no_similarity_is_computed(caplog):
+    model = SiaSamReaForVideoQuestionAnswering(tiny_config(siamese_knowledge="average", siamese_projection=True))
+    assert model.siamese_head.projection is None
+    assert not any("siamese_head.projection" in name for name, _ in model.named_parameters())
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory) -> Path:
+    return make_synthetic_videoqa(tmp_path_factory.mktemp("synthetic"), num_videos=40, seed=0)
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        # the baseline row of every ablation: W1, W2 get no gradient; the paper's batch of 16 from 1 x 2 processes
+        ["--num_siamese_clips", "0", "--effective_batch_size", "4"],
+        ["--num_siamese_clips", "2", "--siamese_knowledge", "average", "--siamese_projection", "true"],
+    ],
+    ids=["no-siamese-clips", "average-with-projection"],
+)
+def test_two_process_ddp_with_activation_checkpointing_survives_switches_and_a_bad_video(switches, synthetic_dir,
+                                                                                          tmp_path):
+    data_dir = Path(shutil.copytree(synthetic_dir, tmp_path / "data", symlinks=True))
+    data_args = run_videoqa.DataArguments(dataset_config="frameqa", data_dir=str(data_dir), answer_types=["color"],
+                                          max_train_samples=6)
+    train, _, _ = run_videoqa.load_data(data_args, "open_ended", training=True, evaluating=False)
+    (data_dir / "videos" / Path(train[0]["video_path"]).name).write_bytes(b"truncated download")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+         str(REPO / "training" / "accelerate" / "cpu_2proc.yaml"), "--main_process_port", "29547",
+         str(REPO / "training" / "run_videoqa.py"), str(REPO / "training" / "configs" / "synthetic.yaml"),
+         "--data_dir", str(data_dir), "--output_dir", str(tmp_path / "run"), *switches,
+         "--activation_checkpointing", "true", "--max_steps", "3", "--num_frames", "2", "--max_train_samples", "6",
+         "--per_device_train_batch_size", "1", "--eval_strategy", "no", "--save_strategy", "no", "--logging_steps", "1",
+         "--load_best_model_at_end", "false", "--do_eval", "false", "--disable_tqdm", "true"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    assert [e["replaced_videos"] for e in state["log_history"] if "replaced_videos" in e][-1] >= 1
+    if "--effective_batch_size" in switches:
+        assert "1 per device x 2 processes x 2 gradient accumulation steps" in result.stderr
