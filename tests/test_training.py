@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from fake_hub import FakeHub
+from huggingface_hub import ModelCard
 
 from datasets_scripts import make_synthetic_videoqa
 from training import run_videoqa
@@ -133,8 +134,12 @@ def test_push_to_hub_uploads_a_complete_folder_that_reloads(trained, tmp_path):
                      "pipeline_siasamrea.py", "processor_config.json", "tokenizer.json", "README.md"):
         assert required in names, required
     assert not any(name.startswith("checkpoint-") for name in names)
-    card = (repo / "README.md").read_text()
-    assert "pipeline_tag: video-question-answering" in card and "accuracy" in card and "siamese_omega" in card
+    card = ModelCard.load(repo / "README.md")
+    assert card.data.pipeline_tag == "visual-question-answering" and "video-question-answering" in card.data.tags
+    (result,) = card.data.eval_results
+    assert (result.metric_type, result.dataset_name, result.dataset_split) == ("accuracy", "synthetic", "val")
+    assert result.metric_value == pytest.approx(trained[1]["eval_accuracy"])
+    assert "siamese_omega" in card.text and "runtime" not in card.content
     assert any(request.endswith("/commit/main") for request in hub.requests)
 
     from transformers import pipeline

@@ -1,6 +1,8 @@
-"""Model card (README.md) for a fine-tuned SiaSamRea model folder."""
+"""Model card (README.md) of a fine-tuned SiaSamRea model folder, with Hub metadata built by `huggingface_hub`."""
 
 from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from modeling_siasamrea import SiaSamReaConfig
 
@@ -14,67 +16,89 @@ SIAMESE_FIELDS = (
     "learnable_clip_weights",
     "siamese_clips_supervised",
 )
+# The Hub has no video-question-answering pipeline tag; VQA is the closest one it knows (answers from a vocabulary).
+PIPELINE_TAG = "visual-question-answering"
+# Results that go into the model-index: name -> (metric type, display name). Counters, runtimes and throughputs stay out.
+RESULT_METRICS = {"accuracy": ("accuracy", "Accuracy"), "mse": ("mse", "Count MSE (rounded)")}
 
-
-def render_model_card(
-    config: SiaSamReaConfig, dataset_name: str, metrics: dict[str, float], repo_id: str | None = None
-) -> str:
-    """Markdown with Hub metadata: task, dataset, evaluation metrics, siamese settings and how to use the model."""
-    model_ref = repo_id or "path/to/this/folder"
-    metric_rows = "\n".join(f"| {name} | {value:.4f} |" for name, value in sorted(metrics.items()))
-    settings = "\n".join(f"| {name} | {getattr(config, name)} |" for name in SIAMESE_FIELDS)
-    example_args = ', choices=["a", "b", "c", "d", "e"]' if config.task == "multiple_choice" else ""
-    return f"""---
-library_name: transformers
-pipeline_tag: video-question-answering
-tags:
-- siasamrea
-- video-question-answering
-- custom_code
-datasets:
-- {dataset_name}
+TEMPLATE = """---
+{{ card_data }}
 ---
 
-# SiaSamRea ({config.task.replace("_", "-")} VideoQA, {dataset_name})
+# SiaSamRea ({{ task }} VideoQA, {{ dataset }})
 
 A [SiaSamRea](https://proceedings.neurips.cc/paper/2021) model (Self-driven Siamese Sampling and Reasoning,
 NeurIPS 2021): ClipBERT's ResNet video encoder and BERT multimodal transformer, fine-tuned with siamese clips whose
 predictions, propagated through the siamese knowledge Â, give the anchor clip a soft label
 (L = L_gt + α·L_siamese). Inference uses only the anchor clip.
 
-## Evaluation ({dataset_name}, anchor clip only)
+## Evaluation ({{ dataset }}, split {{ split }}, anchor clip only)
 
 | metric | value |
 |---|---|
-{metric_rows}
+{{ metric_rows }}
 
 ## Siamese settings
 
 | setting | value |
 |---|---|
-{settings}
+{{ settings }}
 
 ## Use
 
 ```python
 from transformers import pipeline
 
-vqa = pipeline("video-question-answering", model="{model_ref}", trust_remote_code=True)
-vqa(video="video.mp4", question="what is the man doing?"{example_args})
+vqa = pipeline("video-question-answering", model="{{ model_ref }}", trust_remote_code=True)
+vqa(video="video.mp4", question="what is the man doing?"{{ example_args }})
 ```
 
 ```python
 from transformers import AutoModel
 
-model = AutoModel.from_pretrained("{model_ref}", trust_remote_code=True)
+model = AutoModel.from_pretrained("{{ model_ref }}", trust_remote_code=True)
 ```
 """
 
 
-def write_model_card(
-    output_dir: str | Path, config: SiaSamReaConfig, dataset_name: str, metrics: dict[str, float],
+def build_model_card(
+    config: SiaSamReaConfig,
+    dataset_name: str,
+    metrics: dict[str, float],
     repo_id: str | None = None,
-) -> Path:
+    dataset_config: str | None = None,
+    split: str = "test",
+    base_model: str | None = None,
+) -> ModelCard:
+    """A `huggingface_hub.ModelCard`: metadata with a model-index (one `EvalResult` per result metric), the siamese
+    settings and how to use the model. `metrics` may carry an `eval_` prefix; only RESULT_METRICS enter the index."""
+    results = {name.removeprefix("eval_"): value for name, value in metrics.items()}
+    eval_results = [
+        EvalResult(task_type=PIPELINE_TAG, task_name="Video Question Answering", dataset_type=dataset_name,
+                   dataset_name=dataset_name, dataset_config=dataset_config, dataset_split=split,
+                   metric_type=metric_type, metric_name=display, metric_value=float(results[name]))
+        for name, (metric_type, display) in RESULT_METRICS.items() if name in results
+    ]
+    card_data = ModelCardData(
+        library_name="transformers", license="apache-2.0", pipeline_tag=PIPELINE_TAG,
+        tags=["siasamrea", "video-question-answering", "custom_code"], datasets=[dataset_name],
+        base_model=base_model if base_model and not Path(base_model).exists() else None,  # Hub ids only
+        model_name=repo_id or f"siasamrea-{dataset_name}", eval_results=eval_results or None,
+    )
+    shown = {name: value for name, value in results.items() if name.startswith(tuple(RESULT_METRICS))
+             or name in ("unknown_answers", "unreadable_videos")}
+    return ModelCard.from_template(
+        card_data, template_str=TEMPLATE, task=config.task.replace("_", "-"), dataset=dataset_name, split=split,
+        metric_rows="\n".join(f"| {name} | {value:.4f} |" for name, value in sorted(shown.items())),
+        settings="\n".join(f"| {name} | {getattr(config, name)} |" for name in SIAMESE_FIELDS),
+        model_ref=repo_id or "path/to/this/folder",
+        example_args=', choices=["a", "b", "c", "d", "e"]' if config.task == "multiple_choice" else "",
+    )
+
+
+def write_model_card(output_dir: str | Path, config: SiaSamReaConfig, dataset_name: str, metrics: dict[str, float],
+                     repo_id: str | None = None, **kwargs) -> Path:
+    """Write `build_model_card(...)` as `output_dir/README.md`."""
     path = Path(output_dir) / "README.md"
-    path.write_text(render_model_card(config, dataset_name, metrics, repo_id))
+    build_model_card(config, dataset_name, metrics, repo_id, **kwargs).save(path)
     return path
