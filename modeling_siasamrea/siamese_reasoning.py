@@ -2,8 +2,11 @@
 
 import torch
 from torch import nn
+from transformers.utils import logging
 
 from .configuration_siasamrea import SiaSamReaConfig
+
+logger = logging.get_logger(__name__)
 
 
 def siamese_knowledge_generation(features: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -69,10 +72,18 @@ class SiameseKnowledgeHead(nn.Module):
     def __init__(self, config: SiaSamReaConfig):
         super().__init__()
         self.config = config
-        self.projection = nn.Linear(config.hidden_size, config.hidden_size) if config.siamese_projection else None
-        if config.learnable_clip_weights:
+        # Only parameters that take part in the loss are created: DDP without `find_unused_parameters` (what the
+        # Trainer uses with activation checkpointing) fails on a parameter that never gets a gradient.
+        siamese = config.num_clips > 1
+        uses_projection = siamese and config.siamese_projection and config.siamese_knowledge == "similarity"
+        if config.siamese_projection and not uses_projection:
+            logger.warning("siamese_projection is ignored: F of Eq. 1 only acts on the similarities of siamese clips "
+                           "(num_siamese_clips=%d, siamese_knowledge=%r)", config.num_siamese_clips,
+                           config.siamese_knowledge)
+        self.projection = nn.Linear(config.hidden_size, config.hidden_size) if uses_projection else None
+        if config.learnable_clip_weights and siamese:
             self.clip_weight_logits = nn.Parameter(torch.zeros(2, config.num_clips))
-        else:
+        else:  # uniform W1, W2; with one clip (no siamese clips) there is nothing to weigh
             self.register_buffer("clip_weight_logits", torch.zeros(2, config.num_clips), persistent=False)
 
     def clip_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
