@@ -183,6 +183,7 @@ def train_one(row: str, seed: int, s: dict[str, Any], data_dir: str, init_state:
     from modeling_siasamrea.sampling import SiameseSampler
     from training.collator import SiaSamReaCollator
     from training.run_videoqa import resolve_tokenizer
+    from training.trainer import BATCH_EXTRAS
 
     _, _, overrides, copies = ROWS[row]
     train = with_label_noise(load_questions(data_dir, "train", s["questions"]), s.get("label_noise", 0.0))
@@ -227,7 +228,7 @@ def train_one(row: str, seed: int, s: dict[str, Any], data_dir: str, init_state:
         model.eval()
         correct = total = 0
         for batch in batches:
-            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+            logits = model(**{k: v for k, v in batch.items() if k not in ("labels", *BATCH_EXTRAS)}).logits
             correct += int((logits.argmax(-1) == batch["labels"]).sum())
             total += len(batch["labels"])
         model.train()
@@ -250,7 +251,7 @@ def train_one(row: str, seed: int, s: dict[str, Any], data_dir: str, init_state:
         for first in range(0, len(order), bs):
             batch = train_transform(as_batch([train[i] for i in order[first:first + bs]]))
             inputs = collate([{k: v[i] for k, v in batch.items()} for i in range(len(batch["labels"]))])
-            out = model(**inputs)
+            out = model(**{k: v for k, v in inputs.items() if k not in BATCH_EXTRAS})
             out.loss.backward()
             optimizer.step()
             schedule.step()
