@@ -8,9 +8,17 @@ from transformers import BertModel, PreTrainedModel, ResNetModel
 from transformers import initialization as init
 from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.models.bert.modeling_bert import BertEmbeddings, BertEncoder, BertPooler
-from transformers.utils import ModelOutput
+from transformers.models.bert.modeling_bert import (
+    BertEmbeddings,
+    BertEncoder,
+    BertLayer,
+    BertPooler,
+    BertSelfAttention,
+)
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs
 from transformers.utils.generic import can_return_tuple
+from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_siasamrea import SiaSamReaConfig
 from .siamese_reasoning import SiameseKnowledgeHead
@@ -39,6 +47,11 @@ class SiaSamReaVideoQAOutput(ModelOutput):
         Q of Eq. 5.
     pooler_output (`torch.FloatTensor` of shape `(batch, num_clips, hidden_size)` or `(batch, num_clips, num_choices, hidden_size)`):
         Clip-text features f of every clip.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True`):
+        The multimodal transformer's input and layer outputs for every clip (and choice) passed in, each
+        `(batch * num_clips [* num_choices], text_length + visual_tokens, hidden_size)`, ordered batch, clip, choice.
+    attentions (`tuple(torch.FloatTensor)`, *optional*, returned with `output_attentions=True`):
+        Its attention weights per layer, `(batch * num_clips [* num_choices], heads, seq_len, seq_len)`, same order.
     """
 
     loss: torch.FloatTensor | None = None
@@ -50,6 +63,8 @@ class SiaSamReaVideoQAOutput(ModelOutput):
     siamese_knowledge: torch.FloatTensor | None = None
     soft_labels: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 class SiaSamReaPreTrainedModel(PreTrainedModel):
@@ -61,6 +76,15 @@ class SiaSamReaPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["BertLayer", "ResNetBottleNeckLayer", "ResNetBasicLayer"]
+    # hidden states and attentions of the multimodal transformer (the ResNet has its own, see get_video_features)
+    _can_record_outputs = {"hidden_states": BertLayer, "attentions": BertSelfAttention}
+
+    def set_attn_implementation(self, attn_implementation: str | dict, allow_all_kernels: bool = False) -> None:
+        """As `PreTrainedModel.set_attn_implementation`, but a plain string applies to the parts with attention (the
+        model and its BERT layers): the ResNet has none and stays eager, where transformers would reject e.g. SDPA."""
+        if isinstance(attn_implementation, str):
+            attn_implementation = {"": attn_implementation, "text_config": attn_implementation}
+        super().set_attn_implementation(attn_implementation, allow_all_kernels=allow_all_kernels)
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -78,6 +102,9 @@ class SiaSamReaVisionEncoder(nn.Module):
 
     def __init__(self, config: SiaSamReaConfig):
         super().__init__()
+        # the ResNet has no attention: it runs eager whatever the model's attention implementation (transformers would
+        # reject e.g. attn_implementation="sdpa" for it)
+        config.vision_config._attn_implementation_internal = "eager"
         self.backbone = ResNetModel(config.vision_config)
         self.grid_encoder = nn.Sequential(
             nn.Conv2d(config.vision_config.hidden_sizes[-1], config.hidden_size, kernel_size=3, padding=1),
@@ -100,15 +127,26 @@ class SiaSamReaVisionEncoder(nn.Module):
                 module.eval()
         return self
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """`(frames, 3, H, W)` → `(frames, hidden_size, H/64, W/64)` for a ResNet-50 (stride 32, then pooled)."""
+    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
+        """Frames `(frames, 3, H, W)` → for a ResNet-50 (stride 32, then pooled):
+
+        `last_hidden_state`: the ResNet's last feature map `(frames, C, H/32, W/32)`; `pooler_output`: the grid
+        `(frames, hidden_size, H/64, W/64)`; `hidden_states` (with `output_hidden_states`): the embedder's and every
+        stage's feature map, as `ResNetModel` returns them.
+        """
         hidden_state = self.backbone.embedder(pixel_values)
+        hidden_states = [hidden_state]
         for stage in self.backbone.encoder.stages:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 hidden_state = self._gradient_checkpointing_func(stage.__call__, hidden_state)
             else:
                 hidden_state = stage(hidden_state)
-        return self.grid_encoder(hidden_state)
+            hidden_states.append(hidden_state)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_state,
+            pooler_output=self.grid_encoder(hidden_state),
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+        )
 
 
 class SiaSamReaVisualEmbeddings(nn.Module):
@@ -143,11 +181,16 @@ class SiaSamReaVisualEmbeddings(nn.Module):
 class SiaSamReaModel(SiaSamReaPreTrainedModel):
     """The ClipBERT body: video encoder, BERT text embeddings, and a BERT encoder over `[text tokens ; visual tokens]`."""
 
+    main_input_name = "input_ids"
+
     def __init__(self, config: SiaSamReaConfig):
         super().__init__(config)
         # the BERT modules read the attention implementation from the text sub-config: give it the resolved one
         if config.text_config._attn_implementation is None:
             config.text_config._attn_implementation_internal = config._attn_implementation
+        # ... and feed-forward chunking too: a top-level setting applies to them
+        if config.chunk_size_feed_forward:
+            config.text_config.chunk_size_feed_forward = config.chunk_size_feed_forward
         self.vision_encoder = SiaSamReaVisionEncoder(config)
         self.visual_embeddings = SiaSamReaVisualEmbeddings(config)
         self.embeddings = BertEmbeddings(config.text_config)
@@ -161,14 +204,27 @@ class SiaSamReaModel(SiaSamReaPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.word_embeddings = value
 
-    def get_video_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Visual tokens of clips: `(clips, frames, 3, H, W)` → `(clips, rows * cols, hidden_size)`."""
-        num_clips, num_frames = pixel_values.shape[:2]
-        grid = self.vision_encoder(pixel_values.flatten(0, 1))  # (clips * frames, 3, H, W) -> (clips * frames, h, R, C)
-        grid = grid.unflatten(0, (num_clips, num_frames))  # -> (clips, frames, h, R, C)
-        return self.visual_embeddings(grid)
-
     @can_return_tuple
+    def get_video_features(
+        self, pixel_values_videos: torch.FloatTensor, output_hidden_states: bool | None = None
+    ) -> BaseModelOutputWithPooling:
+        r"""
+        pixel_values_videos (`(clips, frames, 3, H, W)`): clips of frames.
+
+        Returns `pooler_output`: the clips' visual tokens `(clips, rows * cols, hidden_size)`, what `forward` takes as
+        `video_embeds`; `last_hidden_state`: the ResNet's last feature map of every frame `(clips * frames, C, h, w)`;
+        `hidden_states` (with `output_hidden_states`): the ResNet embedder's and stages' feature maps.
+        """
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        num_clips, num_frames = pixel_values_videos.shape[:2]
+        # (clips * frames, 3, H, W) -> grid (clips * frames, h, R, C)
+        outputs = self.vision_encoder(pixel_values_videos.flatten(0, 1), output_hidden_states=output_hidden_states)
+        grid = outputs.pooler_output.unflatten(0, (num_clips, num_frames))  # -> (clips, frames, h, R, C)
+        outputs.pooler_output = self.visual_embeddings(grid)
+        return outputs
+
+    @capture_outputs
     def forward(
         self,
         input_ids: torch.LongTensor,
@@ -176,17 +232,21 @@ class SiaSamReaModel(SiaSamReaPreTrainedModel):
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         video_embeds: torch.FloatTensor | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPooling:
         r"""
         input_ids (`(batch, L)`): question (or `question [SEP] choice`) tokens.
         pixel_values (`(batch, frames, 3, H, W)`): one clip per text; or pass `video_embeds` from `get_video_features`.
         video_embeds (`(batch, V, hidden_size)`): precomputed visual tokens (never masked).
+
+        `output_hidden_states` / `output_attentions` return the multimodal transformer's, over `L + V` tokens.
         """
         if (pixel_values is None) == (video_embeds is None):
             raise ValueError("pass exactly one of pixel_values and video_embeds")
         if video_embeds is None:
-            video_embeds = self.get_video_features(pixel_values)
+            video_embeds = self.get_video_features(
+                pixel_values, output_hidden_states=False, return_dict=True
+            ).pooler_output  # (batch, V, h)
         text_embeds = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
         embeds = torch.cat([text_embeds, video_embeds], dim=1)  # (batch, L + V, h)
         if attention_mask is None:
@@ -210,6 +270,25 @@ def multiple_choice_hinge_loss(scores: torch.Tensor, labels: torch.Tensor) -> to
     margins = (1.0 - (positive - scores)).clamp(min=0)  # (batch, num_choices)
     negatives = torch.ones_like(margins).scatter_(1, labels[:, None], 0.0)
     return (margins * negatives).sum(dim=1).mean()
+
+
+def _concat_clips(
+    anchor: tuple[torch.Tensor | None, ...] | None, teacher: tuple[torch.Tensor | None, ...] | None, batch_size: int
+) -> tuple[torch.Tensor | None, ...] | None:
+    """Per-layer outputs of the anchor and the teacher forward in the order of one forward over all clips.
+
+    Each layer's `(batch * 1 * texts, ...)` and `(batch * (N - 1) * texts, ...)` → `(batch * N * texts, ...)`.
+    """
+    if anchor is None:
+        return None
+    return tuple(
+        None
+        if anchor_layer is None
+        else torch.cat(  # (b, texts, ...) + (b, (N - 1) * texts, ...) -> (b, N * texts, ...) -> (b * N * texts, ...)
+            [anchor_layer.unflatten(0, (batch_size, -1)), teacher_layer.unflatten(0, (batch_size, -1))], dim=1
+        ).flatten(0, 1)
+        for anchor_layer, teacher_layer in zip(anchor, teacher)
+    )
 
 
 AGGREGATIONS = ("mean", "max", "lse")
@@ -312,14 +391,18 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None,
         token_type_ids: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> tuple[torch.Tensor, torch.Tensor, BaseModelOutputWithPooling]:
         """All clips of all videos in one batched forward.
 
         `pixel_values` `(batch, clips, frames, 3, H, W)`; text `(batch, L)` or `(batch, choices, L)`.
-        Returns features `(batch, clips[, choices], hidden)` and scores `(batch, clips, K | choices | 1)`.
+        Returns features `(batch, clips[, choices], hidden)`, scores `(batch, clips, K | choices | 1)` and the
+        multimodal transformer's output over `(batch * clips * texts)` sequences (for its hidden states / attentions).
         """
         batch_size, num_clips = pixel_values.shape[:2]
-        video_embeds = self.siasamrea.get_video_features(pixel_values.flatten(0, 1))  # (b * clips, V, h)
+        video_embeds = self.siasamrea.get_video_features(
+            pixel_values.flatten(0, 1), output_hidden_states=False, return_dict=True
+        ).pooler_output  # (b * clips, V, h)
         text_shape = input_ids.shape[1:]  # (L,) or (choices, L)
         texts_per_clip = input_ids.shape[1] if input_ids.dim() == 3 else 1
         # every clip of a video is paired with each of its texts: (b, [choices,] L) -> (b * clips * texts, L)
@@ -328,14 +411,20 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
             for tensor in (input_ids, attention_mask, token_type_ids)
         ]
         video_embeds = video_embeds.repeat_interleave(texts_per_clip, dim=0)  # (b * clips * texts, V, h)
-        pooled = self.siasamrea(
-            input_ids=texts[0], attention_mask=texts[1], token_type_ids=texts[2], video_embeds=video_embeds
-        ).pooler_output  # (b * clips * texts, h)
+        outputs = self.siasamrea(
+            input_ids=texts[0],
+            attention_mask=texts[1],
+            token_type_ids=texts[2],
+            video_embeds=video_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        pooled = outputs.pooler_output  # (b * clips * texts, h)
         scores = self.classifier(pooled)  # (b * clips * texts, K | 1)
         if input_ids.dim() == 3:
             features = pooled.view(batch_size, num_clips, texts_per_clip, -1)  # (b, clips, choices, h)
-            return features, scores.view(batch_size, num_clips, texts_per_clip)  # (b, clips, choices)
-        return pooled.view(batch_size, num_clips, -1), scores.view(batch_size, num_clips, -1)
+            return features, scores.view(batch_size, num_clips, texts_per_clip), outputs  # (b, clips, choices)
+        return pooled.view(batch_size, num_clips, -1), scores.view(batch_size, num_clips, -1), outputs
 
     def _predictions(self, scores: torch.Tensor) -> torch.Tensor:
         """P of Eq. 3: answer / choice probabilities, or the predicted count itself for the count task."""
@@ -398,25 +487,35 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         labels: torch.Tensor | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> SiaSamReaVideoQAOutput:
         r"""
         pixel_values (`(batch, num_clips, num_frames, 3, H, W)`): clip 0 is the anchor.
         input_ids, attention_mask, token_type_ids (`(batch, L)`, or `(batch, num_choices, L)` for multiple choice).
         labels (`(batch,)`): answer ids / correct choice indices (long, -100 ignored) or counts (float).
+
+        `output_hidden_states` / `output_attentions` return those of the multimodal transformer for every clip.
         """
         self._check_inputs(pixel_values, input_ids, attention_mask)
-        num_clips = pixel_values.shape[1]
+        batch_size, num_clips = pixel_values.shape[:2]
         siamese = labels is not None and num_clips > 1
         if siamese and not self.config.siamese_clips_supervised:
-            features, scores = self._clip_forward(pixel_values[:, :1], input_ids, attention_mask, token_type_ids)
+            features, scores, outputs = self._clip_forward(
+                pixel_values[:, :1], input_ids, attention_mask, token_type_ids, **kwargs
+            )
             with torch.no_grad():  # the siamese clips are a teacher only: one batched forward without a graph
-                teacher_features, teacher_scores = self._clip_forward(
-                    pixel_values[:, 1:], input_ids, attention_mask, token_type_ids
+                teacher_features, teacher_scores, teacher_outputs = self._clip_forward(
+                    pixel_values[:, 1:], input_ids, attention_mask, token_type_ids, **kwargs
                 )
             features = torch.cat([features, teacher_features], dim=1)  # (b, 1, ...) + (b, N - 1, ...) -> (b, N, ...)
             scores = torch.cat([scores, teacher_scores], dim=1)
+            hidden_states = _concat_clips(outputs.hidden_states, teacher_outputs.hidden_states, batch_size)
+            attentions = _concat_clips(outputs.attentions, teacher_outputs.attentions, batch_size)
         else:
-            features, scores = self._clip_forward(pixel_values, input_ids, attention_mask, token_type_ids)
+            features, scores, outputs = self._clip_forward(
+                pixel_values, input_ids, attention_mask, token_type_ids, **kwargs
+            )
+            hidden_states, attentions = outputs.hidden_states, outputs.attentions
 
         terms = {}
         if labels is not None:
@@ -426,7 +525,14 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
             else:
                 loss_gt = self._ground_truth_loss(scores[:, 0], labels)
                 terms = {"loss": loss_gt, "loss_gt": loss_gt}
-        return SiaSamReaVideoQAOutput(logits=scores[:, 0], clip_logits=scores, pooler_output=features, **terms)
+        return SiaSamReaVideoQAOutput(
+            logits=scores[:, 0],
+            clip_logits=scores,
+            pooler_output=features,
+            hidden_states=hidden_states,
+            attentions=attentions,
+            **terms,
+        )
 
 
 __all__ = [

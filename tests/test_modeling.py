@@ -11,7 +11,12 @@ import torch
 from conftest import TINY_TEXT, TINY_VISION, tiny_config, tiny_inputs
 from transformers import AutoModel, BertConfig, BertModel, ResNetConfig, ResNetModel
 
-from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, multiple_choice_hinge_loss
+from modeling_siasamrea import (
+    SiaSamReaConfig,
+    SiaSamReaForVideoQuestionAnswering,
+    SiaSamReaModel,
+    multiple_choice_hinge_loss,
+)
 
 TASKS = ["open_ended", "multiple_choice", "count"]
 SAVED_V0_1 = pathlib.Path(__file__).parent / "fixtures" / "saved_v0_1"
@@ -162,6 +167,48 @@ def test_learned_clip_weights_change_the_soft_label():
     torch.manual_seed(1)
     after = model(**inputs).soft_labels
     assert not torch.allclose(before, after)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_hidden_states_and_attentions_of_every_clip_in_one_order_with_and_without_the_teacher(task):
+    model = model_for(task).eval()
+    model.set_attn_implementation("eager")  # SDPA computes no attention weights to return
+    inputs = tiny_inputs(model.config, clips=3)
+    with torch.no_grad():  # with labels the siamese clips run in a separate teacher forward
+        teacher = model(**inputs, output_hidden_states=True, output_attentions=True)
+        inputs.pop("labels")
+        single = model(**inputs, output_hidden_states=True, output_attentions=True)
+    texts = 4 if task == "multiple_choice" else 1
+    sequence = 7 + 4  # text tokens + a 2x2 grid of visual tokens
+    assert len(single.hidden_states) == 3 and len(single.attentions) == 2  # embeddings + 2 layers
+    assert single.hidden_states[-1].shape == (2 * 3 * texts, sequence, 32)
+    assert single.attentions[0].shape == (2 * 3 * texts, 2, sequence, sequence)
+    for merged, reference in zip(teacher.hidden_states + teacher.attentions, single.hidden_states + single.attentions):
+        torch.testing.assert_close(merged, reference)
+    pooled = model.siasamrea.pooler(single.hidden_states[-1])  # (batch * clips * texts, h), batch-major
+    torch.testing.assert_close(pooled, single.pooler_output.flatten(0, -2))
+
+
+def test_video_features_are_the_visual_tokens_the_model_takes():
+    model = SiaSamReaModel(tiny_config()).eval()
+    clips = torch.randn(2, 2, 3, 32, 32)
+    input_ids = torch.randint(1, 120, (2, 7))
+    with torch.no_grad():
+        features = model.get_video_features(clips, output_hidden_states=True)
+        from_pixels = model(input_ids, pixel_values=clips).last_hidden_state
+        from_features = model(input_ids, video_embeds=features.pooler_output).last_hidden_state
+    assert features.pooler_output.shape == (2, 4, 32)  # (clips, 2x2 visual tokens, hidden)
+    assert features.last_hidden_state.shape == (4, 16, 4, 4)  # ResNet map of each of the 2 x 2 frames
+    assert len(features.hidden_states) == 3  # embedder + 2 stages
+    torch.testing.assert_close(from_features, from_pixels)
+    assert model.get_video_features(clips, return_dict=False)[0] is not None
+
+
+def test_chunk_size_feed_forward_of_the_model_config_reaches_the_bert_layers():
+    config = tiny_config()
+    config.chunk_size_feed_forward = 3
+    model = SiaSamReaForVideoQuestionAnswering(config)
+    assert all(layer.chunk_size_feed_forward == 3 for layer in model.siasamrea.encoder.layer)
 
 
 def test_eval_forward_is_deterministic_and_batch_independent():
