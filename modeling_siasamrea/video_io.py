@@ -1,12 +1,18 @@
 """Video decoding helpers: read sampled clips, count frames, write synthetic videos.
 
-Decoders: decord for the video files it reads (mp4, webm, mkv, avi, ...); PyAV (FFmpeg) for animated GIFs (recognised
-by their header, whatever the file name; decord 0.6 refuses them) and for any file or bytes decord fails to open.
-Both give the same contract: the union of requested frames decoded once, uint8 RGB, errors naming the video.
+Decoders (backends): decord (the default) for the video files it reads (mp4, webm, mkv, avi, ...); torchcodec
+(optional, ``pip install siasamrea[torchcodec]``) instead of decord where decord has no wheel (linux-aarch64, macOS
+arm64) or for GPU decoding; PyAV (FFmpeg) for animated GIFs (recognised by their header, whatever the file name;
+decord 0.6 refuses them), for any file or bytes the backend fails to open, and for everything when neither decord
+nor torchcodec is installed. Every backend gives the same contract: the union of requested frames decoded once,
+uint8 RGB, optionally scaled by the decoder to the model's input size (``max_size``), errors naming the video.
+Choose a backend per call (``read_clips(..., backend=...)``) or for a process with ``SIASAMREA_VIDEO_BACKEND``.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
 import os
 import re
@@ -20,7 +26,20 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["VideoDecodeError", "VideoInput", "count_frames", "frame_rate", "read_clips", "write_video"]
+__all__ = [
+    "BACKENDS",
+    "VideoBytes",
+    "VideoDecodeError",
+    "VideoInput",
+    "VideoProbe",
+    "count_frames",
+    "decoder_threads",
+    "frame_rate",
+    "probe_video",
+    "read_clips",
+    "scaled_frame_size",
+    "write_video",
+]
 
 # A video file path, a folder of extracted frames, the raw bytes of a video file, or (L, H, W, 3) uint8 frames
 # as a numpy array or torch tensor.
@@ -28,10 +47,40 @@ VideoInput = Union[str, os.PathLike, bytes, bytearray, memoryview, np.ndarray, "
 
 _FRAME_SUFFIXES = {".jpg", ".jpeg", ".png"}
 _GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
+BACKENDS = ("decord", "torchcodec", "pyav")
+BACKEND_ENV = "SIASAMREA_VIDEO_BACKEND"
 
 
 class VideoDecodeError(ValueError):
     """A video (file, frame folder, bytes or array) could not be read; the message names it."""
+
+
+class VideoBytes(bytes):
+    """The bytes of a video file with a name for messages (e.g. its path inside a dataset shard): ``str()`` and
+    ``repr()`` give the name, never the bytes, so logs and errors stay short."""
+
+    name: str
+
+    def __new__(cls, data: bytes | bytearray | memoryview, name: str) -> VideoBytes:
+        obj = super().__new__(cls, data)
+        obj.name = name
+        return obj
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"VideoBytes({self.name!r}, {len(self)} bytes)"
+
+    def __reduce__(self) -> tuple[type, tuple[bytes, str]]:
+        return type(self), (bytes(self), self.name)
+
+
+class VideoProbe(NamedTuple):
+    """What probing a video tells without decoding a frame: its length and, for a video file, its frame rate."""
+
+    num_frames: int
+    fps: float | None
 
 
 class _Source(NamedTuple):
@@ -44,30 +93,115 @@ class _Source(NamedTuple):
     fps: float | None = None
 
 
+def scaled_frame_size(height: int, width: int, max_size: int) -> tuple[int, int]:
+    """(height, width) of a frame scaled so its longer side is ``max_size``, aspect ratio kept, the shorter side
+    truncated: ClipBERT's ``get_resize_size``, the geometry of ``SiaSamReaImageProcessor``'s resize (its
+    ``get_resize_output_image_size``; a test pins that both agree). Here so that decoding needs no torch."""
+    if height >= width:
+        return max_size, max(1, int(max_size * (width / height)))
+    return max(1, int(max_size * (height / width))), max_size
+
+
+def decoder_threads(num_workers: int | None = None) -> int:
+    """Decoder threads for one video reader, so that the processes of a node x their DataLoader workers x the threads
+    of each fill the cores without oversubscribing them: the cores this process may run on // (``LOCAL_WORLD_SIZE``,
+    set by torchrun and accelerate, x ``num_workers``), at least 1. ``num_workers`` defaults to the number of workers
+    of the DataLoader this runs in (1 outside a worker)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    if num_workers is None:
+        torch = sys.modules.get("torch")  # a DataLoader worker has torch imported; numpy-only callers never do
+        data = getattr(getattr(torch, "utils", None), "data", None)
+        info = data.get_worker_info() if data is not None else None
+        num_workers = info.num_workers if info is not None else 1
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    return max(1, cores // (max(1, num_workers) * max(1, processes)))
+
+
+def _backend(backend: str | None) -> str:
+    """The decoder asked for, else ``$SIASAMREA_VIDEO_BACKEND``, else decord if installed, else torchcodec if it
+    imports, else PyAV."""
+    backend = backend or os.environ.get(BACKEND_ENV) or None
+    if backend is None:
+        return next(name for name in BACKENDS if _importable(name))
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r} (from {BACKEND_ENV} or backend=); known: {BACKENDS}")
+    if not _importable(backend):
+        raise ImportError(f"video backend {backend!r} is not importable here"
+                          + (": pip install 'siasamrea[torchcodec]'" if backend == "torchcodec" else ""))
+    return backend
+
+
+@functools.cache
+def _importable(backend: str) -> bool:
+    """Whether a backend's module imports (a torchcodec wheel may be installed but miss its FFmpeg or CUDA libs)."""
+    try:
+        importlib.import_module({"pyav": "av", "torchcodec": "torchcodec.decoders"}.get(backend, backend))
+    except Exception:  # ImportError, or OSError / RuntimeError from a shared library that does not load
+        return False
+    return True
+
+
+def _stream_size(target: str | bytes) -> tuple[int, int]:
+    """(height, width) of a video's first video stream, from its header (PyAV; no frame is decoded)."""
+    import av
+
+    with av.open(io.BytesIO(target) if isinstance(target, bytes) else target) as container:
+        if not container.streams.video:
+            raise ValueError("no video stream")
+        codec = container.streams.video[0].codec_context
+        return codec.height, codec.width
+
+
 def _natural_key(path: Path) -> list[int | str]:
     """Sort key in natural order: ``frame_2`` before ``frame_10``."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
-def _read_images(paths: list[Path]) -> Callable[[np.ndarray], np.ndarray]:
-    """Frame reader for a folder: opens only the requested images with PIL."""
+def _read_images(paths: list[Path], max_size: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    """Frame reader for a folder: opens only the requested images with PIL (a JPEG scaled while it is decoded)."""
     from PIL import Image
 
     def get_frames(indices: np.ndarray) -> np.ndarray:
         frames = []
         for i in indices:
             with Image.open(paths[i]) as image:
-                frames.append(np.asarray(image.convert("RGB")))
+                if max_size is None:
+                    frames.append(np.asarray(image.convert("RGB")))
+                    continue
+                height, width = scaled_frame_size(image.height, image.width, max_size)
+                image.draft("RGB", (width, height))  # JPEG: decode at the smallest 1/2^k scale >= the target size
+                frames.append(np.asarray(image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)))
         return np.stack(frames)
 
     return get_frames
 
 
-def _decord_source(name: str, target: str | io.BytesIO) -> _Source:
-    """Open ``target`` with a fresh ``decord.VideoReader`` (never cached: readers do not survive a fork)."""
+def _resize_frames(frames: np.ndarray, max_size: int) -> np.ndarray:
+    """(N, H, W, 3) uint8 frames scaled to ``scaled_frame_size`` (PIL bilinear, antialiased like FFmpeg's)."""
+    from PIL import Image
+
+    height, width = scaled_frame_size(*frames.shape[1:3], max_size)
+    if (height, width) == frames.shape[1:3]:
+        return frames
+    return np.stack([np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BILINEAR))
+                     for frame in frames])
+
+
+def _decord_source(name: str, target: str | bytes, max_size: int | None, num_threads: int) -> _Source:
+    """Open ``target`` with a fresh ``decord.VideoReader`` (never cached: readers do not survive a fork); with
+    ``max_size`` its FFmpeg scaler (bilinear) outputs frames of ``scaled_frame_size``."""
     import decord
 
-    reader = decord.VideoReader(target, ctx=decord.cpu(0))
+    height = width = -1  # decord: unchanged
+    if max_size is not None:
+        native = _stream_size(target)
+        if scaled_frame_size(*native, max_size) != native:
+            height, width = scaled_frame_size(*native, max_size)
+    reader = decord.VideoReader(io.BytesIO(target) if isinstance(target, bytes) else target, ctx=decord.cpu(0),
+                                width=width, height=height, num_threads=num_threads)
 
     def get_frames(indices: np.ndarray) -> np.ndarray:
         try:
@@ -80,13 +214,14 @@ def _decord_source(name: str, target: str | io.BytesIO) -> _Source:
     return _Source(name, len(reader), get_frames, float(reader.get_avg_fps()))
 
 
-def _pyav_source(name: str, target: str | bytes) -> _Source:
+def _pyav_source(name: str, target: str | bytes, max_size: int | None, num_threads: int) -> _Source:
     """Open ``target`` with PyAV (FFmpeg): animated GIFs, and containers decord refuses.
 
     Frames are counted by demuxing (one packet per frame; nothing is decoded). ``get_frames`` decodes sequentially
     from the first frame and stops after the last requested one: each frame is FFmpeg's full picture (for a GIF,
-    composited with the previous ones by its disposal mode, local palette and transparency), as rgb24. A fresh
-    container is opened per call, so nothing opened in a parent process is used by a forked DataLoader worker.
+    composited with the previous ones by its disposal mode, local palette and transparency), as rgb24, scaled to
+    ``scaled_frame_size`` by FFmpeg's bilinear scaler when ``max_size`` is given. A fresh container is opened per
+    call, so nothing opened in a parent process is used by a forked DataLoader worker.
     """
     import av
 
@@ -105,10 +240,13 @@ def _pyav_source(name: str, target: str | bytes) -> _Source:
         frames: list[np.ndarray] = []
         with open_video() as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.thread_type, stream.thread_count = "AUTO", num_threads
             for index, frame in enumerate(container.decode(stream)):
                 if index == wanted[len(frames)]:
-                    frames.append(frame.to_ndarray(format="rgb24"))
+                    scale = {} if max_size is None else dict(
+                        zip(("height", "width"), scaled_frame_size(frame.height, frame.width, max_size)),
+                        interpolation="BILINEAR")
+                    frames.append(frame.to_ndarray(format="rgb24", **scale))
                     if len(frames) == len(wanted):
                         break
         if len(frames) < len(wanted):
@@ -130,7 +268,32 @@ def _unpad_rows(frame: np.ndarray) -> np.ndarray:
     return frame.reshape(height, -1)[:, : width * 3].reshape(height, width, 3)
 
 
-def _array_source(video: Any) -> _Source | None:
+def _torchcodec_source(name: str, target: str | bytes, max_size: int | None, num_threads: int,
+                       device: str | None = None) -> _Source:
+    """Open ``target`` with a fresh ``torchcodec.decoders.VideoDecoder`` (exact seeking: frame i is frame i); with
+    ``max_size`` its decoder-native ``Resize`` (bilinear, antialiased) outputs frames of ``scaled_frame_size``. With a
+    CUDA ``device`` (torchcodec's CUDA build) frames are decoded on that GPU and stay there as a torch tensor."""
+    from torchcodec.decoders import VideoDecoder
+
+    transforms = None
+    if max_size is not None:
+        native = _stream_size(target)
+        if scaled_frame_size(*native, max_size) != native:
+            from torchcodec.transforms import Resize  # decoder-native transforms: torchcodec >= 0.9
+
+            transforms = [Resize(scaled_frame_size(*native, max_size))]
+    decoder = VideoDecoder(target, dimension_order="NHWC", num_ffmpeg_threads=num_threads, device=device,
+                           seek_mode="exact", transforms=transforms)
+    on_cpu = device is None or str(device) == "cpu"
+
+    def get_frames(indices: np.ndarray) -> Any:
+        frames = decoder.get_frames_at(indices.tolist()).data  # (N, H, W, 3) uint8
+        return frames.numpy() if on_cpu else frames
+
+    return _Source(name, len(decoder), get_frames, decoder.metadata.average_fps)
+
+
+def _array_source(video: Any, max_size: int | None) -> _Source | None:
     """Wrap an in-memory numpy array / torch tensor, or return None if ``video`` is neither."""
     torch = sys.modules.get("torch")  # a tensor can only exist if torch is already imported
     if torch is not None and isinstance(video, torch.Tensor):
@@ -142,24 +305,33 @@ def _array_source(video: Any) -> _Source | None:
         raise VideoDecodeError(
             f"{name}: expected (L, H, W, 3) uint8 frames, got shape {video.shape} dtype {video.dtype}"
         )
-    return _Source(name, len(video), lambda indices: video[indices])
+    if max_size is None:
+        return _Source(name, len(video), lambda indices: video[indices])
+    return _Source(name, len(video), lambda indices: _resize_frames(video[indices], max_size))
 
 
-def _open(video: VideoInput) -> _Source:
+def _open(video: VideoInput, max_size: int | None = None, num_threads: int | None = None, backend: str | None = None,
+          device: str | None = None) -> _Source:
     """Dispatch on the input kind and return an opened source with at least one frame."""
-    source = _array_source(video)
+    if max_size is not None and (not isinstance(max_size, int) or max_size < 1):
+        raise ValueError(f"max_size must be a positive int or None, got {max_size!r}")
+    if num_threads is not None and (not isinstance(num_threads, int) or num_threads < 0):
+        raise ValueError(f"num_threads must be an int >= 0 (0: the decoder decides) or None, got {num_threads!r}")
+    source = _array_source(video, max_size)
     if source is None:
-        source = _file_source(video)
+        threads = decoder_threads() if num_threads is None else num_threads
+        source = _file_source(video, max_size, threads, backend, device)
     if source.num_frames == 0:
         raise VideoDecodeError(f"{source.name}: video has no frames")
     return source
 
 
-def _file_source(video: VideoInput) -> _Source:
-    """List a folder of frames, or open a video file / raw video bytes: GIFs with PyAV, others with decord, falling
-    back to PyAV when decord cannot open them."""
+def _file_source(video: VideoInput, max_size: int | None, num_threads: int, backend: str | None,
+                 device: str | None) -> _Source:
+    """List a folder of frames, or open a video file / raw video bytes: GIFs with PyAV, others with the backend
+    (decord by default), falling back to PyAV when it cannot open them."""
     if isinstance(video, (bytes, bytearray, memoryview)):
-        name = "<bytes>"
+        name = video.name if isinstance(video, VideoBytes) else "<bytes>"
         target: str | bytes = bytes(video)
         head = target[:6]
     elif isinstance(video, (str, os.PathLike)):
@@ -167,66 +339,97 @@ def _file_source(video: VideoInput) -> _Source:
         if os.path.isdir(target):
             images = (p for p in Path(target).iterdir() if p.suffix.lower() in _FRAME_SUFFIXES)
             frames = sorted(images, key=_natural_key)
-            return _Source(name, len(frames), _read_images(frames))
+            return _Source(name, len(frames), _read_images(frames, max_size))
         if not os.path.isfile(target):
             raise VideoDecodeError(f"{name}: no such video file or frame folder")
         with open(target, "rb") as f:
             head = f.read(6)
     else:
         raise TypeError(f"unsupported video input of type {type(video).__name__}")
-    if head in _GIF_SIGNATURES:
-        return _guarded(name, lambda: _pyav_source(name, target))
+    backend = _backend(backend)
+    if head in _GIF_SIGNATURES or backend == "pyav":
+        return _guarded(name, lambda: _pyav_source(name, target, max_size, num_threads))
+    if backend == "decord":
+        open_video = _decord_source
+    else:
+        open_video = functools.partial(_torchcodec_source, device=device)
     try:
-        return _guarded(name, lambda: _decord_source(name, io.BytesIO(target) if isinstance(target, bytes) else target))
-    except VideoDecodeError as decord_error:
+        return _guarded(name, lambda: open_video(name, target, max_size, num_threads))
+    except VideoDecodeError as backend_error:
         try:
-            return _guarded(name, lambda: _pyav_source(name, target))
+            return _guarded(name, lambda: _pyav_source(name, target, max_size, num_threads))
         except VideoDecodeError as pyav_error:
-            raise VideoDecodeError(f"{name}: neither decord nor PyAV could read it (decord: {decord_error.__cause__}; "
-                                   f"PyAV: {pyav_error.__cause__ or pyav_error})") from pyav_error
+            raise VideoDecodeError(f"{name}: neither {backend} nor PyAV could read it ({backend}: "
+                                   f"{backend_error.__cause__ or backend_error}; PyAV: "
+                                   f"{pyav_error.__cause__ or pyav_error})") from pyav_error
+
+
+@functools.cache
+def _decoder_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a decoder raises for a bad video (decord's DECORDError is not a RuntimeError), of the decoders
+    installed here."""
+    errors: list[type[BaseException]] = [RuntimeError, OSError, ValueError, IndexError]
+    for module, error in (("av", "FFmpegError"), ("decord", "DECORDError")):
+        try:
+            errors.append(getattr(importlib.import_module(module), error))
+        except ImportError:
+            pass
+    return tuple(errors)
 
 
 def _guarded(name: str, fn: Callable[[], Any]) -> Any:
     """Call ``fn``, turning decoder/PIL failures into a VideoDecodeError that names the video."""
-    from av import FFmpegError
-    from decord import DECORDError  # not a RuntimeError subclass
-
     try:
         return fn()
     except VideoDecodeError:
         raise
-    except (DECORDError, FFmpegError, RuntimeError, OSError, ValueError, IndexError) as error:
+    except _decoder_errors() as error:
         raise VideoDecodeError(f"{name}: could not decode video ({type(error).__name__}: {error})") from error
 
 
-def count_frames(video: VideoInput) -> int:
+def probe_video(video: VideoInput, backend: str | None = None) -> VideoProbe:
+    """Frame count and frame rate (None for frame folders and arrays) of ``video``, without decoding any frame."""
+    source = _open(video, backend=backend)
+    return VideoProbe(source.num_frames, source.fps if source.fps is not None and source.fps > 0 else None)
+
+
+def count_frames(video: VideoInput, backend: str | None = None) -> int:
     """Number of frames L of ``video`` (any input kind of :func:`read_clips`) without decoding any frame."""
-    return _open(video).num_frames
+    return _open(video, backend=backend).num_frames
 
 
-def frame_rate(video: str | os.PathLike | bytes | bytearray | memoryview) -> float:
+def frame_rate(video: str | os.PathLike | bytes | bytearray | memoryview, backend: str | None = None) -> float:
     """Average frame rate of a video file (or its bytes) as the decoder that reads it reports it (decord's, or for
     GIFs and files decord refuses FFmpeg's ``average_rate``). Raises VideoDecodeError for frame folders and arrays."""
-    source = _open(video)
+    source = _open(video, backend=backend)
     if source.fps is None or source.fps <= 0:
         raise VideoDecodeError(f"{source.name}: no frame rate (a frame folder, an array or a video without timing)")
     return source.fps
 
 
-def read_clips(video: VideoInput, indices: np.ndarray) -> np.ndarray:
+def read_clips(video: VideoInput, indices: np.ndarray, max_size: int | None = None, num_threads: int | None = None,
+               backend: str | None = None, device: str | None = None) -> np.ndarray:
     """Decode the frames ``indices`` (num_clips, frames) of ``video`` as uint8 RGB (num_clips, frames, H, W, 3).
 
-    ``video``: a video file path, a folder of jpg/png frames (natural order), the raw bytes of a video file,
-    or an (L, H, W, 3) uint8 numpy array / torch tensor. The union of all requested indices is decoded once
-    (one decord ``get_batch`` call on sorted unique indices, or for GIFs and files decord refuses one sequential
-    PyAV decode up to the last of them) and gathered per clip.
+    ``video``: a video file path, a folder of jpg/png frames (natural order), the raw bytes of a video file
+    (:class:`VideoBytes` to name them in errors), or an (L, H, W, 3) uint8 numpy array / torch tensor. The union of
+    all requested indices is decoded once (one decord ``get_batch`` call on sorted unique indices, or for GIFs and
+    files decord refuses one sequential PyAV decode up to the last of them) and gathered per clip.
+
+    ``max_size``: frames come out of the decoder scaled so their longer side is ``max_size`` (aspect ratio kept;
+    (H, W) = :func:`scaled_frame_size`, the image processor's geometry; bilinear, antialiased, by FFmpeg's scaler,
+    torchcodec's resize or PIL): full-resolution frames are never materialised. ``num_threads``: decoder threads
+    (0: the decoder decides; default :func:`decoder_threads`, which keeps DataLoader workers x threads within the
+    cores). ``backend``: "decord", "torchcodec" or "pyav" (default ``$SIASAMREA_VIDEO_BACKEND``, else the first of
+    them installed); GIFs are always read with PyAV. ``device``: torchcodec only, e.g. "cuda": decode on that GPU
+    and return a torch uint8 tensor on it.
     Raises VideoDecodeError (naming the video) for missing, unreadable or empty videos and out-of-range indices.
     """
     indices = np.asarray(indices)
     if indices.ndim != 2 or indices.size == 0 or not np.issubdtype(indices.dtype, np.integer):
         raise ValueError(f"indices must be a non-empty (num_clips, frames) integer array, got shape "
                          f"{indices.shape} dtype {indices.dtype}")
-    source = _open(video)
+    source = _open(video, max_size=max_size, num_threads=num_threads, backend=backend, device=device)
     if indices.min() < 0 or indices.max() >= source.num_frames:
         raise VideoDecodeError(f"{source.name}: frame indices must lie in [0, {source.num_frames}), got "
                                f"[{indices.min()}, {indices.max()}]")
