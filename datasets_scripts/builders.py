@@ -8,10 +8,14 @@ datasets >= 4 no longer runs loading scripts, so the builders are plain classes,
 
 or through :func:`datasets_scripts.load_videoqa`. Every builder shares :class:`VideoQABuilder`: it finds the
 annotation files, resolves each video in the videos folder, probes its frame count once (``count_frames``:
-decord, or PyAV for GIFs), drops examples whose video is missing or unreadable (reported; an error if none
-remain) or shorter than ``min_video_frames``, and builds the open-ended answer vocabulary from the train split.
+decord, or PyAV for GIFs; in ``num_proc`` processes, with a progress bar; read from ``video_manifest.json`` for the
+videos ``siasamrea probe DATA_DIR`` recorded and that have not changed since), drops examples whose video is missing
+or unreadable (reported; an error if none remain) or shorter than ``min_video_frames``, and builds the open-ended
+answer vocabulary from the train split.
 
-Columns of every example: ``video_id``, ``video_path`` (str), ``num_frames`` (int32), ``question``,
+Columns of every example: ``video_id``, ``video_path`` (str: stored relative to ``data_dir`` in the prepared
+dataset, so that ``data_dir`` can move with it, and absolute in what ``as_dataset`` returns; see
+:func:`resolve_video_paths`), ``num_frames`` (int32), ``question``,
 ``question_id`` (the release's own id where it has one, else ``"<split>-<line>"``; unique per split: a repeated
 release id is renamed ``<id>#<k>``, with a warning), ``answer`` (the answer text, for every task),
 ``answer_type`` (str), and per task:
@@ -29,7 +33,8 @@ How2QA adds ``start``/``end`` (float32 seconds), ``start_frame`` (int32) and ``w
 Open-ended answers are whitespace-stripped and lower-cased. Options (builder kwargs):
 ``answer_vocab_size`` (K of the top-K answer vocabulary, default 1000 as the paper for MSRVTT-QA),
 ``min_video_frames`` (default 0; the paper uses 40 for its TGIF-QA pretraining) and ``video_dir`` (videos
-folder, absolute or relative to ``data_dir``).
+folder, absolute or relative to ``data_dir``); ``num_proc`` (processes that probe videos; not part of the config,
+so it does not change the cache) is a builder argument or one of ``download_and_prepare``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
 import zlib
 from collections import Counter
@@ -50,8 +56,9 @@ from typing import Any, ClassVar
 
 import datasets
 import numpy as np
+from datasets.utils.tqdm import tqdm as hf_tqdm
 
-from modeling_siasamrea.video_io import VideoDecodeError, count_frames, frame_rate
+from modeling_siasamrea.video_io import VideoDecodeError, count_frames, frame_rate, probe_video
 
 __all__ = [
     "MSRVTTQA",
@@ -60,9 +67,14 @@ __all__ = [
     "TGIFQA",
     "ActivityNetQA",
     "How2QA",
+    "MANIFEST_FILE",
     "VideoQABuilder",
     "VideoQAConfig",
     "build_answer_vocab",
+    "probe_videos",
+    "read_video_manifest",
+    "resolve_video_paths",
+    "write_video_manifest",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,6 +83,9 @@ OPEN_ENDED, MULTIPLE_CHOICE, COUNT = "open_ended", "multiple_choice", "count"
 TASKS = (OPEN_ENDED, MULTIPLE_CHOICE, COUNT)
 _ANNOTATION_SUFFIXES = {".json", ".jsonl", ".csv", ".tsv"}
 _REPORT_EXAMPLES = 5
+MANIFEST_FILE = "video_manifest.json"  # written by `siasamrea probe DATA_DIR` into DATA_DIR
+_MANIFEST_FORMAT = 1
+_VIDEO_SUBDIRS = ("videos", "video", "gifs")  # every builder's videos folder names, for `siasamrea probe`
 
 
 def build_answer_vocab(answers: Iterable[str], top_k: int = 1000) -> dict[str, int]:
@@ -93,6 +108,111 @@ def _frames_or_error(path: str) -> int | str:
         return count_frames(path)
     except VideoDecodeError as error:
         return str(error)
+
+
+def _probe_entry(path: str) -> tuple[str, dict[str, Any]]:
+    """``(path, {"num_frames", "fps"})`` of one video, or ``(path, {"error": message})``, with the file's size and
+    mtime (what a manifest entry is checked against). Runs in the probing processes."""
+    stat = os.stat(path)
+    try:
+        probe = probe_video(path)
+        entry: dict[str, Any] = {"num_frames": probe.num_frames, "fps": probe.fps}
+    except VideoDecodeError as error:
+        entry = {"error": str(error)}
+    return path, {**entry, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def probe_videos(paths: Iterable[str], num_proc: int | None = None, desc: str = "probing videos") -> dict[str, dict]:
+    """Probe each video once: ``{path: {"num_frames", "fps", "size", "mtime_ns"}}`` (``{"error", ...}`` for one that
+    cannot be read), in ``num_proc`` processes (default: this one), with a progress bar over all of them."""
+    paths = sorted(set(paths))
+    results: dict[str, dict] = {}
+    with hf_tqdm(total=len(paths), desc=desc, unit=" videos") as bar:
+        if num_proc is not None and num_proc > 1 and len(paths) > 1:
+            chunksize = max(1, min(64, len(paths) // (4 * num_proc)))
+            with multiprocessing.get_context().Pool(min(num_proc, len(paths))) as pool:
+                for path, entry in pool.imap_unordered(_probe_entry, paths, chunksize=chunksize):
+                    results[path] = entry
+                    bar.update()
+        else:
+            for path in paths:
+                results[path] = _probe_entry(path)[1]
+                bar.update()
+    return results
+
+
+def _stored_video_path(path: str, data_dir: Path, video_dir: str | None) -> str:
+    """How the prepared dataset and the manifest store a video's path: relative to ``data_dir``, so that both move
+    with it, or absolute when the videos folder was given as an absolute ``video_dir`` (videos that stay put)."""
+    if video_dir is not None and os.path.isabs(video_dir):
+        return os.path.abspath(path)
+    return os.path.relpath(path, data_dir)
+
+
+def _is_fresh(entry: dict[str, Any], path: str) -> bool:
+    """Whether a manifest entry still describes the file at ``path`` (same size and modification time)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return False
+    return entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns
+
+
+def read_video_manifest(data_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The videos recorded in ``data_dir/video_manifest.json`` (``{path relative to data_dir: entry}``), or ``{}``."""
+    path = Path(data_dir) / MANIFEST_FILE
+    if not path.is_file():
+        return {}
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format") != _MANIFEST_FORMAT:
+        logger.warning("%s: unknown manifest format %r, ignored (run `siasamrea probe %s` again)", path,
+                       manifest.get("format"), data_dir)
+        return {}
+    return manifest["videos"]
+
+
+def write_video_manifest(data_dir: str | os.PathLike, video_dir: str | None = None,
+                         num_proc: int | None = None) -> Path:
+    """Probe every video of ``data_dir``'s videos folder(s) (``video_dir``, absolute or relative to ``data_dir``, else
+    each of ``videos/``, ``video/``, ``gifs/`` present) and write ``data_dir/video_manifest.json``: per video (key: its
+    path relative to ``data_dir``) ``num_frames``, ``fps`` (null for frame folders), ``size`` and ``mtime_ns``, or
+    ``error`` for one that cannot be read. Entries of an earlier manifest whose file has not changed are kept
+    without probing again. Builders then read frame counts from it instead of opening every video."""
+    data_dir = Path(os.path.abspath(data_dir))
+    folders = [data_dir / video_dir] if video_dir else [data_dir / s for s in _VIDEO_SUBDIRS if (data_dir / s).is_dir()]
+    if not folders or not all(folder.is_dir() for folder in folders):
+        raise FileNotFoundError(f"{data_dir}: no videos folder ({video_dir or ', '.join(_VIDEO_SUBDIRS)}); pass "
+                                f"video_dir")
+    extensions = set(VideoQABuilder.VIDEO_EXTENSIONS)
+    paths = [entry.path for folder in folders for entry in os.scandir(folder)
+             if entry.is_dir() or os.path.splitext(entry.name)[1].lower() in extensions]
+    old = read_video_manifest(data_dir)
+    keys = {path: _stored_video_path(path, data_dir, video_dir) for path in paths}
+    videos = {keys[path]: old[keys[path]] for path in paths if keys[path] in old and _is_fresh(old[keys[path]], path)}
+    probed = probe_videos([path for path in paths if keys[path] not in videos], num_proc)
+    videos.update({keys[path]: entry for path, entry in probed.items()})
+    manifest = {"format": _MANIFEST_FORMAT, "videos": dict(sorted(videos.items()))}
+    target = data_dir / MANIFEST_FILE
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(manifest, indent=0) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    unreadable = sum("error" in entry for entry in videos.values())
+    logger.warning("%s: %d videos (%d probed now, %d unchanged since the last probe), %d unreadable", target,
+                   len(videos), len(probed), len(videos) - len(probed), unreadable)
+    return target
+
+
+def resolve_video_paths(dataset: datasets.Dataset | datasets.DatasetDict,
+                        data_dir: str | os.PathLike) -> datasets.Dataset | datasets.DatasetDict:
+    """``dataset`` with its ``video_path`` column joined to ``data_dir`` (absolute paths are kept): what
+    ``as_dataset`` returns, and what a prepared dataset saved elsewhere (``save_to_disk``) needs once its videos
+    are in ``data_dir``."""
+    return dataset.map(_join_video_paths, input_columns="video_path", batched=True,
+                       fn_kwargs={"data_dir": os.path.abspath(data_dir)}, desc="video paths")
+
+
+def _join_video_paths(paths: list[str], data_dir: str) -> dict[str, list[str]]:
+    return {"video_path": [os.path.join(data_dir, path) for path in paths]}
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
@@ -130,7 +250,8 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
 
     BUILDER_CONFIG_CLASS = VideoQAConfig
     # 1.1.0: release question ids kept, How2QA window_past_end, TGIF-QA ClipBERT val read as test
-    VERSION = datasets.Version("1.1.0")
+    # 1.2.0: video_path stored relative to data_dir
+    VERSION = datasets.Version("1.2.0")
     DATASET_NAME: ClassVar[str]
     NUM_CHOICES: ClassVar[int | None] = None
     ANNOTATION_SUBDIRS: ClassVar[tuple[str, ...]] = ("", "txt", "annotations")
@@ -138,7 +259,8 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
     VIDEO_EXTENSIONS: ClassVar[tuple[str, ...]] = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".gif")
     config: VideoQAConfig
 
-    def __init__(self, *args: Any, data_dir: str | os.PathLike | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, data_dir: str | os.PathLike | None = None, num_proc: int | None = None,
+                 **kwargs: Any) -> None:
         if data_dir is None:
             raise ValueError(f"{type(self).__name__} needs data_dir: the folder with the annotation files "
                              f"and the videos (see its docstring for the layout)")
@@ -148,6 +270,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         kwargs.setdefault("dataset_name", self.DATASET_NAME)
         kwargs.setdefault("hash", self._fingerprint(Path(data_dir), kwargs.get("video_dir")))
         self._probed: dict[tuple[str, str], Any] = {}
+        self.num_proc = num_proc
         super().__init__(*args, data_dir=data_dir, **kwargs)
 
     # ----- to implement per dataset -----
@@ -186,7 +309,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
             folder = data_dir / sub
             if folder.is_dir():
                 for path in sorted(folder.iterdir()):
-                    if path.suffix in _ANNOTATION_SUFFIXES and path.is_file():
+                    if path.suffix in _ANNOTATION_SUFFIXES and path.name != MANIFEST_FILE and path.is_file():
                         stat = path.stat()
                         digest.update(f"{sub}/{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
         for sub in (*cls.VIDEO_SUBDIRS, *([video_dir] if video_dir else [])):
@@ -243,6 +366,26 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         """Frame count of a video, or the decode error message (which names the file)."""
         return self._probe_once("frames", path, _frames_or_error)
 
+    def _probe_all(self, paths: Iterable[str], split: str) -> None:
+        """Probe the videos of a split once, before its examples are built: from the manifest where it has an
+        unchanged entry, the others in ``num_proc`` processes with a progress bar."""
+        todo = sorted({path for path in paths if ("frames", path) not in self._probed})
+        manifest = read_video_manifest(self.data_path) if todo else {}
+        entries = {}
+        for path in todo:
+            entry = manifest.get(_stored_video_path(path, self.data_path, self.config.video_dir))
+            if entry is not None and _is_fresh(entry, path):
+                entries[path] = entry
+        if manifest:
+            logger.info("%s/%s: %d of %d videos read from %s", self.DATASET_NAME, split, len(entries), len(todo),
+                        MANIFEST_FILE)
+        entries.update(probe_videos([p for p in todo if p not in entries], self.num_proc,
+                                    desc=f"probing {self.DATASET_NAME}/{split} videos"))
+        for path, entry in entries.items():
+            self._probed["frames", path] = entry["error"] if "error" in entry else entry["num_frames"]
+            if entry.get("fps"):
+                self._probed["fps", path] = entry["fps"]
+
     @cached_property
     def answer_vocab(self) -> dict[str, int]:
         """Open-ended answer vocabulary ``{answer: id}`` (top-K train answers); empty for other tasks."""
@@ -275,15 +418,21 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         return datasets.DatasetInfo(description=(type(self).__doc__ or "").strip(),
                                     features=datasets.Features(features))
 
-    def download_and_prepare(self, *args: Any, **kwargs: Any) -> None:
+    def download_and_prepare(self, *args: Any, num_proc: int | None = None, **kwargs: Any) -> None:
         """As in ``datasets``, but a data problem (no example left, a malformed file) surfaces as itself
-        rather than wrapped in a generic ``DatasetGenerationError``."""
+        rather than wrapped in a generic ``DatasetGenerationError``; ``num_proc`` processes probe the videos."""
+        if num_proc is not None:
+            self.num_proc = num_proc
         try:
             super().download_and_prepare(*args, **kwargs)
         except datasets.exceptions.DatasetGenerationError as error:
             if isinstance(error.__cause__, (ValueError, OSError)):
                 raise error.__cause__ from None
             raise
+
+    def as_dataset(self, split: Any = None, **kwargs: Any) -> datasets.Dataset | datasets.DatasetDict:
+        """As in ``datasets``, with ``video_path`` resolved against this builder's ``data_dir``."""
+        return resolve_video_paths(super().as_dataset(split=split, **kwargs), self.data_path)
 
     def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
         files = self._split_files()
@@ -298,7 +447,9 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         seen_ids: Counter[str] = Counter()
         renamed = []
         kept = 0
-        for index, record in enumerate(self._read_split(split)):
+        records = list(self._read_split(split))
+        self._probe_all((path for r in records if (path := self.find_video(r["video_id"])) is not None), split)
+        for index, record in enumerate(records):
             seen_ids[record["question_id"]] += 1
             if seen_ids[record["question_id"]] > 1:  # ids must be unique to join predictions back
                 renamed.append(record["question_id"])
@@ -311,7 +462,8 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
             if isinstance(total, str):
                 unreadable.append(total)
                 continue
-            example = {"video_path": path, **self._window(record, path, total), **record}
+            stored = _stored_video_path(path, self.data_path, self.config.video_dir)
+            example = {"video_path": stored, **self._window(record, path, total), **record}
             if example["num_frames"] < self.config.min_video_frames:
                 short.append(record["video_id"])
                 continue

@@ -1,4 +1,4 @@
-"""The `siasamrea` command line: predict, train, eval, make-synthetic, visualize, convert-clipbert and demo."""
+"""The `siasamrea` command line: predict, train, eval, make-synthetic, visualize, convert-clipbert, probe and demo."""
 
 import argparse
 import json
@@ -59,6 +59,12 @@ def _convert(extra: list[str]) -> int:
     return main(extra, prog="siasamrea convert-clipbert")
 
 
+def _probe(args: argparse.Namespace) -> None:
+    from datasets_scripts.builders import write_video_manifest
+
+    print(f"wrote {write_video_manifest(args.data_dir, video_dir=args.video_dir, num_proc=args.num_proc)}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from training.demo import run_demo
 
@@ -113,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("convert-clipbert", add_help=False, help="convert a ClipBERT .pt checkpoint (see --help)")
 
+    probe = commands.add_parser("probe", help="probe every video of DATA_DIR once: frame counts -> video_manifest.json",
+                                description="Builders then read frame counts from DATA_DIR/video_manifest.json "
+                                            "instead of opening every video; a rerun probes only new or changed files.")
+    probe.add_argument("data_dir")
+    probe.add_argument("--video_dir", help="videos folder (default: videos/, video/ and gifs/ of DATA_DIR)")
+    probe.add_argument("--num_proc", type=int, help="probing processes (default: 1)")
+
     demo = commands.add_parser("demo", help="synthetic videos -> train -> evaluate -> answer questions -> figure")
     demo.add_argument("--output_dir", default="demo_output")
     demo.add_argument("--quick", action="store_true", help="a few training steps only")
@@ -130,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         return None
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    {"predict": _predict, "visualize": _visualize, "demo": _demo}[args.command](args)
+    {"predict": _predict, "visualize": _visualize, "demo": _demo, "probe": _probe}[args.command](args)
     return None
 
 
