@@ -121,12 +121,25 @@ def get_builder(name: str, data_dir: str | os.PathLike, config: str | None = Non
 
 
 def load_videoqa(name: str, data_dir: str | os.PathLike, split: str, config: str | None = None,
-                 cache_dir: str | os.PathLike | None = None, **options: Any) -> datasets.Dataset:
+                 cache_dir: str | os.PathLike | None = None, streaming: bool = False,
+                 **options: Any) -> datasets.Dataset | datasets.IterableDataset:
     """Build (once, cached) and return one split of a VideoQA dataset as a ``datasets.Dataset``.
 
     Columns are described in :mod:`datasets_scripts.builders`; for open-ended datasets
-    ``dataset.features["label"].names`` is the answer vocabulary (``id2label``).
+    ``dataset.features["label"].names`` is the answer vocabulary (``id2label``). ``num_proc`` (an option) probes the
+    videos in that many processes.
+
+    ``streaming=True``: ``data_dir`` is a folder of tar shards written by ``siasamrea pack``, read as a
+    ``datasets.IterableDataset`` of questions that carry their video's bytes (:mod:`datasets_scripts.streaming`);
+    builder options were fixed when packing.
     """
+    if streaming:
+        if options:
+            raise ValueError(f"builder options {sorted(options)} apply when packing (siasamrea pack), not when "
+                             "streaming the shards")
+        from .streaming import load_videoqa_shards
+
+        return load_videoqa_shards(data_dir, split, name=name, config=config)
     builder = get_builder(name, data_dir, config=config, cache_dir=cache_dir, **options)
     builder.download_and_prepare()
     splits = list(builder.info.splits or {})

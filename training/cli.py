@@ -1,4 +1,5 @@
-"""The `siasamrea` command line: predict, train, eval, make-synthetic, visualize, convert-clipbert, probe and demo."""
+"""The `siasamrea` command line: predict, train, eval, make-synthetic, visualize, convert-clipbert, probe, pack and
+demo."""
 
 import argparse
 import json
@@ -65,6 +66,16 @@ def _probe(args: argparse.Namespace) -> None:
     print(f"wrote {write_video_manifest(args.data_dir, video_dir=args.video_dir, num_proc=args.num_proc)}")
 
 
+def _pack(args: argparse.Namespace) -> None:
+    from datasets_scripts.streaming import pack_videoqa
+
+    options = {"answer_vocab_size": args.answer_vocab_size} if args.answer_vocab_size else {}
+    index = pack_videoqa(args.dataset_name, args.data_dir, args.output_dir, config=args.dataset_config,
+                         splits=args.splits, max_shard_size=args.max_shard_size, num_shards=args.num_shards,
+                         seed=args.seed, num_proc=args.num_proc, **options)
+    print(f"wrote {index}")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from training.demo import run_demo
 
@@ -126,6 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--video_dir", help="videos folder (default: videos/, video/ and gifs/ of DATA_DIR)")
     probe.add_argument("--num_proc", type=int, help="probing processes (default: 1)")
 
+    pack = commands.add_parser("pack", help="write a dataset as tar shards for streaming (load_videoqa streaming=True)",
+                               description="One sample per video (its bytes once, its questions beside it); see "
+                                           "datasets_scripts/streaming.py.")
+    pack.add_argument("dataset_name")
+    pack.add_argument("data_dir")
+    pack.add_argument("output_dir")
+    pack.add_argument("--dataset_config")
+    pack.add_argument("--splits", nargs="+", help="default: every split")
+    pack.add_argument("--max_shard_size", default="1GB", help="bytes of video per shard (default 1GB)")
+    pack.add_argument("--num_shards", type=int, help="exactly this many shards per split instead (a multiple of "
+                                                     "processes x DataLoader workers)")
+    pack.add_argument("--seed", type=int, default=0, help="order of the videos across shards")
+    pack.add_argument("--answer_vocab_size", type=int, help="open-ended: K of the top-K answers (default 1000)")
+    pack.add_argument("--num_proc", type=int, help="processes that probe the videos")
+
     demo = commands.add_parser("demo", help="synthetic videos -> train -> evaluate -> answer questions -> figure")
     demo.add_argument("--output_dir", default="demo_output")
     demo.add_argument("--quick", action="store_true", help="a few training steps only")
@@ -143,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         return None
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    {"predict": _predict, "visualize": _visualize, "demo": _demo, "probe": _probe}[args.command](args)
+    {"predict": _predict, "visualize": _visualize, "demo": _demo, "probe": _probe, "pack": _pack}[args.command](args)
     return None
 
 
