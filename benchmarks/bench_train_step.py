@@ -85,8 +85,8 @@ def loop_loss(model: SiaSamReaForVideoQuestionAnswering, inputs: dict) -> torch.
     pixels = inputs["pixel_values"]
     per_clip = [model._clip_forward(pixels[:, k:k + 1], inputs["input_ids"], inputs["attention_mask"], None)
                 for k in range(pixels.shape[1])]
-    features = torch.cat([f for f, _ in per_clip], dim=1)
-    scores = torch.cat([s for _, s in per_clip], dim=1)
+    features = torch.cat([f for f, _, _ in per_clip], dim=1)
+    scores = torch.cat([s for _, s, _ in per_clip], dim=1)
     if pixels.shape[1] == 1:
         return model._ground_truth_loss(scores[:, 0], inputs["labels"])
     return model._siamese_objective(features, scores, inputs["labels"])["loss"]
