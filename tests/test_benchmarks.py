@@ -5,7 +5,7 @@ No timing is asserted (the figures are measured by the scripts themselves, on a 
 
 import json
 
-from benchmarks import ablation, bench_gpu, bench_inference, bench_sampling, bench_train_step
+from benchmarks import ablation, bench_dataloader, bench_gpu, bench_inference, bench_sampling, bench_train_step
 
 
 def _written(out, name):
@@ -24,6 +24,17 @@ def test_bench_sampling_quick(tmp_path):
     gif_row = _written(tmp_path, "sampling")["gif"]["rows"][0]  # every GIF method returned the same frames
     assert set(gif_row["median_s"]) == {"a_union_read_clips", "b_floor_one_pass", "c_per_clip_pass", "d_decode_all"}
     assert "## Animated GIF" in (tmp_path / "sampling.md").read_text()
+
+
+def test_bench_dataloader_quick(tmp_path):
+    bench_dataloader.main(["--quick", "--workers", "1", "--gpu-results", str(tmp_path / "none.json"),
+                           "--out-dir", str(tmp_path)])
+    results = _written(tmp_path, "dataloader")
+    samples = results["per_sample"]
+    assert (samples["before"]["payload_dtype"], samples["after"]["payload_dtype"]) == ("torch.float32", "torch.uint8")
+    assert samples["after"]["payload_shape"] == [1, 3, 4, 24, 32, 3]  # 128x96 decoded straight to 32x24
+    assert [(r["mode"], r["workers"]) for r in results["loader"]] == [("before", 1), ("after", 1)]
+    assert results["gpu_source"].startswith("estimate") and results["cpu_cores_per_gpu"]["after"] > 0
 
 
 def test_bench_train_step_quick(tmp_path):
