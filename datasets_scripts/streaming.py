@@ -81,8 +81,9 @@ def pack_split(dataset: datasets.Dataset, split_dir: str | os.PathLike, data_dir
         videos = [videos[i] for i in np.random.default_rng(seed).permutation(len(videos))]
     for path in videos:
         if not os.path.isfile(path):
-            raise ValueError(f"pack stores video files; {path} is {'a frame folder' if os.path.isdir(path) else 'missing'}"
-                             " (encode frame folders as videos first, e.g. with modeling_siasamrea.video_io.write_video)")
+            kind = "a frame folder" if os.path.isdir(path) else "missing"
+            raise ValueError(f"pack stores video files; {path} is {kind} (encode frame folders as videos first, e.g. "
+                             "with modeling_siasamrea.video_io.write_video)")
     if num_shards is not None:
         if not 1 <= num_shards <= len(videos):
             raise ValueError(f"num_shards must be in [1, {len(videos)}] (the number of videos), got {num_shards}")
@@ -109,7 +110,8 @@ def pack_split(dataset: datasets.Dataset, split_dir: str | os.PathLike, data_dir
                 relative = os.path.relpath(path, data_dir)
                 data = Path(path).read_bytes()
                 _add_member(tar, f"{key:07d}.video", data)
-                _add_member(tar, f"{key:07d}.json", json.dumps({"video_path": relative, "examples": questions}).encode())
+                meta = {"video_path": relative, "examples": questions}
+                _add_member(tar, f"{key:07d}.json", json.dumps(meta).encode())
                 key, num_examples, num_bytes = key + 1, num_examples + len(questions), num_bytes + len(data)
         os.replace(tmp, split_dir / file)
         shards.append({"file": f"{name}/{file}", "num_videos": len(group), "num_examples": num_examples,
@@ -147,8 +149,8 @@ def pack_videoqa(name: str, data_dir: str | os.PathLike, output_dir: str | os.Pa
 def _read_index(shards_dir: Path) -> dict[str, Any]:
     path = shards_dir / INDEX_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{shards_dir} has no {INDEX_FILE}: write the shards with `siasamrea pack NAME DATA_DIR "
-                                f"{shards_dir}` (streaming=True reads shards, not a videos folder)")
+        raise FileNotFoundError(f"{shards_dir} has no {INDEX_FILE}: write the shards with `siasamrea pack NAME "
+                                f"DATA_DIR {shards_dir}` (streaming=True reads shards, not a videos folder)")
     index = json.loads(path.read_text(encoding="utf-8"))
     if index.get("format") != _FORMAT:
         raise ValueError(f"{path}: unknown shard index format {index.get('format')!r}; pack the dataset again")

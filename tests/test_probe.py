@@ -78,7 +78,8 @@ def test_probe_writes_a_manifest_that_builders_read_instead_of_opening_videos(ms
     manifest = read_video_manifest(msrvtt_dir)
     assert {key: entry.get("num_frames") for key, entry in manifest.items()} == {
         "videos/long.mp4": 60, "videos/mid.mp4": 30, "videos/short.mp4": 12, "videos/broken.mp4": None}
-    assert manifest["videos/long.mp4"]["fps"] == pytest.approx(10) and "broken.mp4" in manifest["videos/broken.mp4"]["error"]
+    assert manifest["videos/long.mp4"]["fps"] == pytest.approx(10)
+    assert "broken.mp4" in manifest["videos/broken.mp4"]["error"]
     no_probing(monkeypatch)
     train = build(msrvtt_dir, tmp_path).as_dataset("train")
     assert train["num_frames"] == [VIDEO_LENGTHS[v] for v in train["video_id"]]
@@ -91,7 +92,8 @@ def test_the_manifest_gives_how2qa_its_frame_rates(tmp_path, video_files, monkey
     main(["probe", str(data_dir)])
     no_probing(monkeypatch)
     from_manifest = build(data_dir, tmp_path / "manifest", How2QA).as_dataset("train")
-    assert from_manifest["start_frame"] == expected["start_frame"] and from_manifest["num_frames"] == expected["num_frames"]
+    assert from_manifest["start_frame"] == expected["start_frame"]
+    assert from_manifest["num_frames"] == expected["num_frames"]
 
 
 def test_a_video_changed_after_probing_is_probed_again(msrvtt_dir, tmp_path, video_files, probes):
