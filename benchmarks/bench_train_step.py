@@ -82,14 +82,14 @@ def build(setup: dict[str, Any], num_siamese: int, seed: int = 0) -> tuple[SiaSa
 
 def loop_loss(model: SiaSamReaForVideoQuestionAnswering, inputs: dict) -> torch.Tensor:
     """The naive reference: one forward with grad per clip in a Python loop, then the same head and loss."""
-    pixels = inputs["pixel_values"]
-    per_clip = [model._clip_forward(pixels[:, k:k + 1], inputs["input_ids"], inputs["attention_mask"], None)
+    pixels, head, task_type = inputs["pixel_values"], model.answer_head(), model.config.task_type()
+    per_clip = [model._clip_forward(head, pixels[:, k:k + 1], inputs["input_ids"], inputs["attention_mask"], None)
                 for k in range(pixels.shape[1])]
     features = torch.cat([f for f, _, _ in per_clip], dim=1)
     scores = torch.cat([s for _, s, _ in per_clip], dim=1)
     if pixels.shape[1] == 1:
-        return model._ground_truth_loss(scores[:, 0], inputs["labels"])
-    return model._siamese_objective(features, scores, inputs["labels"])["loss"]
+        return task_type.ground_truth_loss(scores[:, 0], inputs["labels"])
+    return model._siamese_objective(task_type, features, scores, inputs["labels"])["loss"]
 
 
 def make_step(model, inputs, mode: str, optimizer):

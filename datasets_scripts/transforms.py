@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from modeling_siasamrea.modeling_siasamrea import IGNORE_INDEX
+from modeling_siasamrea.tasks import IGNORE_INDEX
 from modeling_siasamrea.sampling import SiameseSampler
 from modeling_siasamrea.video_io import VideoDecodeError, read_clips
 

@@ -13,13 +13,12 @@ from .modeling_siasamrea import (
     SiaSamReaModel,
     SiaSamReaPreTrainedModel,
     SiaSamReaVideoQAOutput,
-    aggregate_clip_logits,
-    multiple_choice_hinge_loss,
 )
 from .pipeline_siasamrea import VideoQuestionAnsweringPipeline, save_pipeline_folder
 from .processing_siasamrea import SiaSamReaProcessor
 from .sampling import SiameseSampler
 from .siamese_reasoning import SiameseKnowledgeHead, siamese_knowledge_generation, siamese_knowledge_reasoning
+from .tasks import TASK_TYPES, TaskType, aggregate_clip_logits, get_task_type, multiple_choice_hinge_loss
 from .video_io import VideoDecodeError, count_frames, read_clips, write_video
 
 # Local registration (`AutoModel.from_pretrained(dir)` with this package installed) and auto_map entries so that
@@ -34,6 +33,9 @@ SiaSamReaImageProcessor.register_for_auto_class("AutoImageProcessor")
 SiaSamReaProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = [
+    "TASK_TYPES",
+    "TaskType",
+    "get_task_type",
     "aggregate_clip_logits",
     "SiaSamReaConfig",
     "SiaSamReaForVideoQuestionAnswering",

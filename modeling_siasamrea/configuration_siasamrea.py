@@ -1,8 +1,12 @@
 """SiaSamRea model configuration."""
 
+from typing import Any
+
 from transformers import BertConfig, PreTrainedConfig, ResNetConfig
 
-TASKS = ("open_ended", "multiple_choice", "count")
+from .tasks import TASK_TYPES, TaskType, get_task_type
+
+TASKS = tuple(TASK_TYPES)
 KNOWLEDGE_MODES = ("similarity", "average")
 
 
@@ -20,10 +24,16 @@ class SiaSamReaConfig(PreTrainedConfig):
             Configuration of the text embeddings and the multimodal transformer (transformers' BERT). Defaults to
             BERT-base.
         task (`str`, *optional*, defaults to `"open_ended"`):
-            `"open_ended"` (classification over a fixed answer vocabulary, cross-entropy), `"multiple_choice"` (one
-            score per `question [SEP] choice`, summed pairwise hinge loss) or `"count"` (regression, MSE).
+            The task type of a single-task model: `"open_ended"` (classification over a fixed answer vocabulary,
+            cross-entropy), `"multiple_choice"` (one score per `question [SEP] choice`, summed pairwise hinge loss) or
+            `"count"` (regression, MSE); see `tasks.py`. Unused (None) when `tasks` is given.
         num_answers (`int`, *optional*):
             Size of the answer vocabulary for `"open_ended"`. Taken from `id2label` when that is given.
+        tasks (`dict`, *optional*):
+            Several heads in one model, e.g. the paper's joint TGIF-QA model: `{name: {"type": task type, "answers":
+            [...] (open-ended: the answer of each id), "loss_weight": 1.0}}`. `forward(..., task=name)` uses that
+            task's head, labels and losses; the siamese objective is shared. Without it the model has one task,
+            `task`, whose answers are `id2label`.
         num_siamese_clips (`int`, *optional*, defaults to 8):
             Siamese clips sampled next to the anchor in training, so each video gives `N = 1 + num_siamese_clips`
             clips (paper: N = 9). The clip weights W1, W2 of Eq. 5 have N entries.
@@ -66,8 +76,9 @@ class SiaSamReaConfig(PreTrainedConfig):
 
     vision_config: dict | ResNetConfig | None = None
     text_config: dict | BertConfig | None = None
-    task: str = "open_ended"
+    task: str | None = "open_ended"
     num_answers: int | None = None
+    tasks: dict[str, dict[str, Any]] | None = None
     num_siamese_clips: int = 8
     siamese_loss_weight: float = 1.0
     siamese_omega: float = 0.5
@@ -85,7 +96,10 @@ class SiaSamReaConfig(PreTrainedConfig):
             self.id2label = {i: f"LABEL_{i}" for i in range(self.num_answers)}
             self.label2id = {label: i for i, label in self.id2label.items()}
         super().__post_init__(**kwargs)
-        if self.task == "open_ended":
+        if self.tasks:
+            self.task = None
+            self.tasks = {name: self._task_spec(name, dict(spec)) for name, spec in self.tasks.items()}
+        elif self.task == "open_ended":
             if self.num_answers is not None and self.num_answers != self.num_labels:
                 raise ValueError(
                     f"num_answers={self.num_answers} does not match id2label, which has {self.num_labels} answers."
@@ -93,10 +107,62 @@ class SiaSamReaConfig(PreTrainedConfig):
             self.num_answers = self.num_labels
         self.validate_siamese()
 
+    @staticmethod
+    def _task_spec(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """A checked entry of `tasks`: its type, its answers (open-ended only) and its loss weight."""
+        task_type = get_task_type(spec.get("type"))
+        answers = spec.get("answers")
+        if task_type.name == "open_ended":
+            if not answers:
+                raise ValueError(f"task {name!r} is open-ended and needs its answer vocabulary in 'answers'")
+        elif answers is not None:
+            raise ValueError(f"task {name!r} is {task_type.name}: it takes no 'answers'")
+        weight = float(spec.get("loss_weight", 1.0))
+        if weight < 0:
+            raise ValueError(f"task {name!r}: loss_weight must be >= 0, got {weight}")
+        unknown = set(spec) - {"type", "answers", "loss_weight"}
+        if unknown:
+            raise ValueError(f"task {name!r}: unknown keys {sorted(unknown)} (type, answers, loss_weight)")
+        return {"type": task_type.name, **({"answers": list(answers)} if answers else {}), "loss_weight": weight}
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """The model's tasks: the names of `tasks`, or the one `task`."""
+        return tuple(self.tasks) if self.tasks else (self.task,)
+
+    def resolve_task(self, task: str | None = None) -> str:
+        """The task a call is about: `task`, or the only one; a multi-task model needs it named."""
+        if task is None:
+            if len(self.task_names) > 1:
+                raise ValueError(f"this model answers several tasks: name one with task=..., one of {self.task_names}")
+            return self.task_names[0]
+        if task not in self.task_names:
+            raise ValueError(f"unknown task {task!r}; this model's tasks are {self.task_names}")
+        return task
+
+    def task_type(self, task: str | None = None) -> TaskType:
+        """The task type (`tasks.TaskType`) of a task of this model."""
+        name = self.resolve_task(task)
+        return get_task_type(self.tasks[name]["type"] if self.tasks else name)
+
+    def answers(self, task: str | None = None) -> dict[int, str] | None:
+        """`{id: answer}` of an open-ended task (`id2label` for a single-task model), else None."""
+        name = self.resolve_task(task)
+        if self.task_type(name).name != "open_ended":
+            return None
+        if self.tasks:
+            return dict(enumerate(self.tasks[name]["answers"]))
+        return {int(i): label for i, label in self.id2label.items()}
+
+    def loss_weight(self, task: str | None = None) -> float:
+        """The weight of a task's loss (1 for a single-task model)."""
+        name = self.resolve_task(task)
+        return self.tasks[name]["loss_weight"] if self.tasks else 1.0
+
     def validate_siamese(self) -> None:
         """Raise a `ValueError` naming the field for any value outside its domain."""
         checks = [
-            (self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}"),
+            (self.tasks or self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}"),
             (
                 self.siamese_knowledge in KNOWLEDGE_MODES,
                 f"siamese_knowledge must be one of {KNOWLEDGE_MODES}, got {self.siamese_knowledge!r}",

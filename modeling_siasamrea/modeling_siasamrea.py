@@ -22,8 +22,7 @@ from transformers.utils.output_capturing import capture_outputs
 
 from .configuration_siasamrea import SiaSamReaConfig
 from .siamese_reasoning import SiameseKnowledgeHead
-
-IGNORE_INDEX = -100
+from .tasks import TaskType
 
 
 @dataclass
@@ -32,7 +31,7 @@ class SiaSamReaVideoQAOutput(ModelOutput):
     loss (`torch.FloatTensor` of shape `()`, *optional*, returned when `labels` is provided):
         L = L_gt + α·L_siamese + L_clip_weights (Eq. 8 plus the ground-truth term that trains W1, W2).
     logits (`torch.FloatTensor` of shape `(batch, num_answers)`, `(batch, num_choices)` or `(batch, 1)`):
-        Anchor-clip scores: answer logits, choice scores or the predicted count.
+        Anchor-clip scores of the task asked: answer logits, choice scores or the predicted count.
     clip_logits (`torch.FloatTensor` of shape `(batch, num_clips, ...)`):
         The same scores for every clip passed in (anchor first).
     loss_gt (`torch.FloatTensor` of shape `()`, *optional*):
@@ -261,17 +260,6 @@ class SiaSamReaModel(SiaSamReaPreTrainedModel):
         return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=self.pooler(hidden_states))
 
 
-def multiple_choice_hinge_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Summed pairwise hinge loss of the multiple-choice setting (Eq. 7), averaged over the batch.
-
-    Σ_{n != pos} max(0, 1 − (s_pos − s_n)) for scores `(batch, num_choices)` and correct indices `(batch,)`.
-    """
-    positive = scores.gather(1, labels[:, None])  # (batch, 1)
-    margins = (1.0 - (positive - scores)).clamp(min=0)  # (batch, num_choices)
-    negatives = torch.ones_like(margins).scatter_(1, labels[:, None], 0.0)
-    return (margins * negatives).sum(dim=1).mean()
-
-
 def _concat_clips(
     anchor: tuple[torch.Tensor | None, ...] | None, teacher: tuple[torch.Tensor | None, ...] | None, batch_size: int
 ) -> tuple[torch.Tensor | None, ...] | None:
@@ -291,42 +279,37 @@ def _concat_clips(
     )
 
 
-AGGREGATIONS = ("mean", "max", "lse")
-
-
-def aggregate_clip_logits(clip_logits: torch.Tensor, aggregation: str = "mean") -> torch.Tensor:
-    """ClipBERT-style dense inference: combine `(batch, clips, ...)` clip scores into `(batch, ...)`.
-
-    `"mean"` averages the clip scores, `"max"` takes their maximum and `"lse"` their log-sum-exp.
-    """
-    if aggregation == "mean":
-        return clip_logits.mean(dim=1)
-    if aggregation == "max":
-        return clip_logits.max(dim=1).values
-    if aggregation == "lse":
-        return clip_logits.logsumexp(dim=1)
-    raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+def answer_head(hidden_size: int, num_outputs: int) -> nn.Sequential:
+    """ClipBERT's answer MLP on the pooled clip-text feature: h -> 2h -> ReLU -> outputs."""
+    return nn.Sequential(nn.Linear(hidden_size, hidden_size * 2), nn.ReLU(), nn.Linear(hidden_size * 2, num_outputs))
 
 
 class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
-    """SiaSamRea for open-ended, multiple-choice and count VideoQA.
+    """SiaSamRea for open-ended, multiple-choice and count VideoQA, one task or several (one head each).
 
     Clip 0 of `pixel_values` is the anchor. With one clip (inference) this is exactly a ClipBERT forward. With
     `1 + num_siamese_clips` clips and `labels` it adds the siamese training objective: the siamese clips act as a
     teacher (under `torch.no_grad` unless `siamese_clips_supervised`), Eq. 1-5 turn their predictions into a soft
-    label Q, and the anchor learns from the ground truth and from Q (Eq. 8).
+    label Q, and the anchor learns from the ground truth and from Q (Eq. 8). What differs between task types (the
+    head's size, the losses, P) comes from `config.task_type(task)`; the siamese objective is the same for all.
     """
 
     def __init__(self, config: SiaSamReaConfig):
         super().__init__(config)
         self.siasamrea = SiaSamReaModel(config)
-        hidden_size = config.hidden_size
-        num_outputs = config.num_labels if config.task == "open_ended" else 1
-        self.classifier = nn.Sequential(
-            nn.Linear(hidden_size, hidden_size * 2), nn.ReLU(), nn.Linear(hidden_size * 2, num_outputs)
-        )
+        heads = {
+            name: answer_head(config.hidden_size, config.task_type(name).num_outputs(len(config.answers(name) or ())))
+            for name in config.task_names
+        }
+        # one task: `classifier` is its head (the layout of every folder saved so far); several: one head per name
+        self.classifier = nn.ModuleDict(heads) if config.tasks else heads[config.task]
         self.siamese_head = SiameseKnowledgeHead(config)
         self.post_init()
+
+    def answer_head(self, task: str | None = None) -> nn.Sequential:
+        """The answer head of a task (the only one of a single-task model)."""
+        name = self.config.resolve_task(task)
+        return self.classifier[name] if self.config.tasks else self.classifier
 
     @classmethod
     def from_vision_text_pretrained(
@@ -348,18 +331,19 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         return model
 
     def _check_inputs(
-        self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+        self, task_type: TaskType, pixel_values: torch.Tensor, input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
     ) -> None:
         if pixel_values.dim() != 6:
             raise ValueError(
                 "pixel_values must be (batch, num_clips, num_frames, 3, height, width), "
                 f"got shape {tuple(pixel_values.shape)}"
             )
-        expected_text_rank = 3 if self.config.task == "multiple_choice" else 2
+        expected_text_rank = 3 if task_type.takes_choices else 2
         layout = "(batch, num_choices, seq_len)" if expected_text_rank == 3 else "(batch, seq_len)"
         if input_ids.dim() != expected_text_rank:
             raise ValueError(
-                f"a {self.config.task} model takes input_ids of shape {layout}, got shape {tuple(input_ids.shape)}"
+                f"a {task_type.name} task takes input_ids of shape {layout}, got shape {tuple(input_ids.shape)}"
             )
         if input_ids.shape[0] != pixel_values.shape[0]:
             raise ValueError(
@@ -371,22 +355,9 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
                 f"got {tuple(attention_mask.shape)}"
             )
 
-    def _check_labels(self, labels: torch.Tensor, batch_size: int, num_classes: int) -> None:
-        if labels.shape != (batch_size,):
-            raise ValueError(f"labels must have shape ({batch_size},), got {tuple(labels.shape)}")
-        if self.config.task == "count":
-            return
-        if labels.is_floating_point():
-            raise ValueError(f"a {self.config.task} model takes integer labels, got {labels.dtype}")
-        valid = ((labels >= 0) & (labels < num_classes)) | (labels == IGNORE_INDEX)
-        if not bool(valid.all()):
-            what = "answer ids" if self.config.task == "open_ended" else "choice indices"
-            raise ValueError(
-                f"labels must be {what} in [0, {num_classes}) or {IGNORE_INDEX} (ignored), got {labels.tolist()}"
-            )
-
     def _clip_forward(
         self,
+        head: nn.Module,
         pixel_values: torch.Tensor,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None,
@@ -420,61 +391,34 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
             **kwargs,
         )
         pooled = outputs.pooler_output  # (b * clips * texts, h)
-        scores = self.classifier(pooled)  # (b * clips * texts, K | 1)
+        scores = head(pooled)  # (b * clips * texts, K | 1)
         if input_ids.dim() == 3:
             features = pooled.view(batch_size, num_clips, texts_per_clip, -1)  # (b, clips, choices, h)
             return features, scores.view(batch_size, num_clips, texts_per_clip), outputs  # (b, clips, choices)
         return pooled.view(batch_size, num_clips, -1), scores.view(batch_size, num_clips, -1), outputs
 
-    def _predictions(self, scores: torch.Tensor) -> torch.Tensor:
-        """P of Eq. 3: answer / choice probabilities, or the predicted count itself for the count task."""
-        return scores if self.config.task == "count" else scores.softmax(dim=-1)
-
-    def _ground_truth_loss(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """L_gt for scores `(batch, K | choices | 1)`: cross-entropy (Eq. 6), pairwise hinge (Eq. 7) or MSE."""
-        if self.config.task == "count":
-            return nn.functional.mse_loss(scores.squeeze(-1), labels.to(scores.dtype))
-        if self.config.task == "multiple_choice":
-            keep = labels != IGNORE_INDEX
-            return multiple_choice_hinge_loss(scores[keep], labels[keep])
-        return nn.functional.cross_entropy(scores, labels, ignore_index=IGNORE_INDEX)
-
-    def _soft_label_loss(self, anchor_scores: torch.Tensor, soft_labels: torch.Tensor) -> torch.Tensor:
-        """L_siamese: cross-entropy of the anchor prediction against the detached soft label Q (MSE for count)."""
-        target = soft_labels.detach()
-        if self.config.task == "count":
-            return nn.functional.mse_loss(anchor_scores, target)
-        return -(target * anchor_scores.log_softmax(dim=-1)).sum(dim=-1).mean()
-
-    def _clip_weight_loss(self, soft_labels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Ground truth against Q; Q is built from detached Â and P, so only W1, W2 (and F) learn from it."""
-        if self.config.task == "count":
-            return nn.functional.mse_loss(soft_labels.squeeze(-1), labels.to(soft_labels.dtype))
-        log_q = soft_labels.clamp_min(torch.finfo(soft_labels.dtype).tiny).log()
-        return nn.functional.nll_loss(log_q, labels, ignore_index=IGNORE_INDEX)
-
     def _siamese_objective(
-        self, features: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor
+        self, task_type: TaskType, features: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """L = L_gt + α·L_siamese (Eq. 8) + the ground-truth term on Q that trains W1, W2.
+        """L = L_gt + α·L_siamese (Eq. 8) + the ground-truth term on Q that trains W1, W2 (and F).
 
-        `features` `(batch, N, ...)` and `scores` `(batch, N, K)` of all clips, anchor first.
+        `features` `(batch, N, [choices,] h)` and `scores` `(batch, N, K)` of all clips, anchor first; the task type
+        gives P, L_gt and the distances; the knowledge Â and the soft label Q are task-independent (Eq. 1-5).
         """
-        clip_features = features.flatten(2)  # (b, N, h) or, for multiple choice, (b, N, choices * h)
-        knowledge, soft_labels = self.siamese_head(clip_features.detach(), self._predictions(scores).detach())
+        knowledge, soft_labels = self.siamese_head(features.detach(), task_type.predictions(scores).detach())
         if self.config.siamese_clips_supervised:  # every clip also learns from the ground truth
             gt_scores, gt_labels = scores.flatten(0, 1), labels.repeat_interleave(scores.shape[1])
         else:
             gt_scores, gt_labels = scores[:, 0], labels
         terms = {
-            "loss_gt": self._ground_truth_loss(gt_scores, gt_labels),
-            "loss_siamese": self._soft_label_loss(scores[:, 0], soft_labels),
+            "loss_gt": task_type.ground_truth_loss(gt_scores, gt_labels),
+            "loss_siamese": task_type.soft_label_loss(scores[:, 0], soft_labels),
             "siamese_knowledge": knowledge,
             "soft_labels": soft_labels,
         }
         loss = terms["loss_gt"] + self.config.siamese_loss_weight * terms["loss_siamese"]
-        if self.config.learnable_clip_weights:
-            terms["loss_clip_weights"] = self._clip_weight_loss(soft_labels, labels)
+        if self.siamese_head.learns_from_ground_truth:
+            terms["loss_clip_weights"] = task_type.soft_label_target_loss(soft_labels, labels)
             loss = loss + terms["loss_clip_weights"]
         terms["loss"] = loss
         return terms
@@ -487,25 +431,30 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         attention_mask: torch.LongTensor | None = None,
         token_type_ids: torch.LongTensor | None = None,
         labels: torch.Tensor | None = None,
+        task: str | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> SiaSamReaVideoQAOutput:
         r"""
         pixel_values (`(batch, num_clips, num_frames, 3, H, W)`): clip 0 is the anchor.
         input_ids, attention_mask, token_type_ids (`(batch, L)`, or `(batch, num_choices, L)` for multiple choice).
         labels (`(batch,)`): answer ids / correct choice indices (long, -100 ignored) or counts (float).
+        task (`str`, *optional*): which task (head) every question of the batch belongs to; needed only by a
+            multi-task model (`config.tasks`).
 
         `output_hidden_states` / `output_attentions` return those of the multimodal transformer for every clip.
         """
-        self._check_inputs(pixel_values, input_ids, attention_mask)
+        task = self.config.resolve_task(task)
+        task_type, head = self.config.task_type(task), self.answer_head(task)
+        self._check_inputs(task_type, pixel_values, input_ids, attention_mask)
         batch_size, num_clips = pixel_values.shape[:2]
         siamese = labels is not None and num_clips > 1
         if siamese and not self.config.siamese_clips_supervised:
             features, scores, outputs = self._clip_forward(
-                pixel_values[:, :1], input_ids, attention_mask, token_type_ids, **kwargs
+                head, pixel_values[:, :1], input_ids, attention_mask, token_type_ids, **kwargs
             )
             with torch.no_grad():  # the siamese clips are a teacher only: one batched forward without a graph
                 teacher_features, teacher_scores, teacher_outputs = self._clip_forward(
-                    pixel_values[:, 1:], input_ids, attention_mask, token_type_ids, **kwargs
+                    head, pixel_values[:, 1:], input_ids, attention_mask, token_type_ids, **kwargs
                 )
             features = torch.cat([features, teacher_features], dim=1)  # (b, 1, ...) + (b, N - 1, ...) -> (b, N, ...)
             scores = torch.cat([scores, teacher_scores], dim=1)
@@ -513,18 +462,22 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
             attentions = _concat_clips(outputs.attentions, teacher_outputs.attentions, batch_size)
         else:
             features, scores, outputs = self._clip_forward(
-                pixel_values, input_ids, attention_mask, token_type_ids, **kwargs
+                head, pixel_values, input_ids, attention_mask, token_type_ids, **kwargs
             )
             hidden_states, attentions = outputs.hidden_states, outputs.attentions
 
         terms = {}
         if labels is not None:
-            self._check_labels(labels, scores.shape[0], scores.shape[-1])
+            if labels.shape != (batch_size,):
+                raise ValueError(f"labels must have shape ({batch_size},), got {tuple(labels.shape)}")
+            task_type.check_labels(labels, scores.shape[-1])
             if siamese:
-                terms = self._siamese_objective(features, scores, labels)
+                terms = self._siamese_objective(task_type, features, scores, labels)
             else:
-                loss_gt = self._ground_truth_loss(scores[:, 0], labels)
+                loss_gt = task_type.ground_truth_loss(scores[:, 0], labels)
                 terms = {"loss": loss_gt, "loss_gt": loss_gt}
+            if self.config.tasks:  # the task's weight in a joint model
+                terms["loss"] = self.config.loss_weight(task) * terms["loss"]
         return SiaSamReaVideoQAOutput(
             logits=scores[:, 0],
             clip_logits=scores,
@@ -536,10 +489,9 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
 
 
 __all__ = [
-    "aggregate_clip_logits",
     "SiaSamReaForVideoQuestionAnswering",
     "SiaSamReaModel",
     "SiaSamReaPreTrainedModel",
     "SiaSamReaVideoQAOutput",
-    "multiple_choice_hinge_loss",
+    "answer_head",
 ]

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from transformers import AutoModel, Pipeline, PreTrainedModel, ProcessorMixin
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .modeling_siasamrea import AGGREGATIONS, aggregate_clip_logits
+from .tasks import AGGREGATIONS, aggregate_clip_logits
 from .sampling import SiameseSampler
 from .video_io import count_frames, read_clips
 

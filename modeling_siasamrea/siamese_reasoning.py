@@ -86,21 +86,32 @@ class SiameseKnowledgeHead(nn.Module):
         else:  # uniform W1, W2; with one clip (no siamese clips) there is nothing to weigh
             self.register_buffer("clip_weight_logits", torch.zeros(2, config.num_clips), persistent=False)
 
+    @property
+    def learns_from_ground_truth(self) -> bool:
+        """Whether the head has parameters (W1, W2, F): then the ground truth on Q trains them."""
+        return any(parameter.requires_grad for parameter in self.parameters())
+
     def clip_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalised W1 and W2, each `(N,)`."""
         w1, w2 = self.clip_weight_logits.softmax(dim=-1)
         return w1, w2
 
     def knowledge(self, features: torch.Tensor) -> torch.Tensor:
-        """Â `(batch, N, N)` from clip-text features `(batch, N, D)`, according to `config.siamese_knowledge`."""
+        """Â `(batch, N, N)` from clip-text features `(batch, N, [texts,] h)`, as `config.siamese_knowledge` says.
+
+        F applies to every clip-text feature; a clip with several texts (multiple choice) is then described by the
+        concatenation of its per-choice features, so two clips are similar when they agree on every choice.
+        """
         if self.config.siamese_knowledge == "average":
             return average_siamese_knowledge(features.shape[1], features).expand(features.shape[0], -1, -1)
         if self.projection is not None:
             features = self.projection(features)
-        return siamese_knowledge_generation(features, self.config.siamese_temperature)
+        clip_features = features.flatten(2)  # (b, N, h) or, with choices, (b, N, choices * h)
+        return siamese_knowledge_generation(clip_features, self.config.siamese_temperature)
 
     def forward(self, features: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (Â `(batch, N, N)`, Q `(batch, K)`) for features `(batch, N, D)` and predictions `(batch, N, K)`."""
+        """Return (Â `(batch, N, N)`, Q `(batch, K)`) for features `(batch, N, [texts,] h)` and predictions
+        `(batch, N, K)`."""
         num_clips = probs.shape[1]
         if num_clips != self.config.num_clips:
             raise ValueError(

@@ -6,6 +6,7 @@ pins the cause for every combination (each trainable parameter gets a gradient f
 2-process tests run the shipped path (accelerate config + run_videoqa) for the switch sets that remove a term.
 """
 
+import itertools
 import json
 import os
 import shutil
@@ -15,13 +16,45 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import tiny_config, tiny_inputs
 
 from datasets_scripts import make_synthetic_videoqa
 from modeling_siasamrea import SiaSamReaForVideoQuestionAnswering
 from training import run_videoqa
 
 REPO = Path(__file__).resolve().parents[1]
+
+# every switch that changes which terms or parameters take part in the loss; with no siamese clip none of them
+# applies, so that case is tried once, with every switch on
+SWITCHES = {
+    "siamese_knowledge": ("similarity", "average"),
+    "siamese_projection": (False, True),
+    "learnable_clip_weights": (False, True),
+    "siamese_clips_supervised": (False, True),
+    "siamese_loss_weight": (0.0, 1.0),
+}
+COMBINATIONS = [{"num_siamese_clips": 2, **dict(zip(SWITCHES, values))} for values in itertools.product(*SWITCHES.values())]
+COMBINATIONS.append({"num_siamese_clips": 0, **{name: values[-1] for name, values in SWITCHES.items()}})
+
+
+def _without_gradient(task: str, switches: dict) -> list[str]:
+    config = tiny_config(task, **switches)
+    model = SiaSamReaForVideoQuestionAnswering(config).train()
+    model.activation_checkpointing_enable()
+    inputs = tiny_inputs(config, batch=1, clips=config.num_clips, frames=1, choices=2)
+    model(**inputs).loss.backward()
+    return [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+
+
+@pytest.mark.parametrize("task", ["open_ended", "multiple_choice", "count"])
+def test_every_switch_combination_gives_every_trainable_parameter_a_gradient(task):
+    failures = {}
+    for switches in COMBINATIONS:
+        missing = _without_gradient(task, switches)
+        if missing:
+            failures[json.dumps(switches)] = missing
+    assert not failures, failures
+
 
 def test_projection_is_not_built_where_no_similarity_is_computed(caplog):
     model = SiaSamReaForVideoQuestionAnswering(tiny_config(siamese_knowledge="average", siamese_projection=True))

@@ -9,8 +9,7 @@ import numpy as np
 import torch
 from transformers import EvalPrediction, Trainer, TrainerCallback
 
-from modeling_siasamrea import aggregate_clip_logits
-from modeling_siasamrea.modeling_siasamrea import IGNORE_INDEX
+from modeling_siasamrea.tasks import IGNORE_INDEX, aggregate_clip_logits
 
 METRICS_DIR = Path(__file__).parent / "metrics"
 LOGGED_TERMS = ("loss_gt", "loss_siamese", "loss_clip_weights", "knowledge_entropy")
