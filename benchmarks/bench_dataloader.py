@@ -18,7 +18,8 @@ the decoder), the same draws for every method:
 Stages (decode / resize / collate) and the bytes a DataLoader worker ships per sample are recorded. Then samples/s
 through a ``torch.utils.data.DataLoader`` with 1 and 2 workers (decoder threads: today's decord default for before,
 ``decoder_threads()`` for after) and the projected number of CPU cores one GPU needs: the single-thread loader time
-of a sample / the GPU's training-step time per sample. The GPU time is bench_gpu's measurement (``gpu.json``, its
+of a sample (its process CPU time, which waiting for a busy core does not inflate as it does wall time) / the GPU's
+training-step time per sample. The GPU time is bench_gpu's measurement (``gpu.json``, its
 largest-throughput row, scaled by FLOPs from its 8 to 16 frames per clip) when present, else the estimate of
 ``gpu_seconds_estimate`` (ResNet-50 FLOPs of 144 frames forward + 16 backward on an H100 at 40% of its bf16 peak).
 Targets: after <= 1.3x floor; the after payload uint8 and <= 1/6 of before's. Results: dataloader.{json,md}.
@@ -119,16 +120,19 @@ def per_sample(methods: Methods, draws: list[np.ndarray]) -> dict[str, Any]:
     for name in names:
         getattr(methods, name)(draws[0])
     stages: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     payload = {}
     for r, indices in enumerate(draws):
         for name in names[r % 3:] + names[:r % 3]:
+            start = time.process_time()
             batch, times = getattr(methods, name)(indices)
+            cpu[name].append(time.process_time() - start)
             stages[name].append(times)
             payload[name] = (int(batch.nbytes), str(batch.dtype), list(batch.shape))
     result = {}
     for name in names:
         totals = [sum(t.values()) for t in stages[name]]
-        result[name] = {"median_s": median(totals), "times_s": totals,
+        result[name] = {"median_s": median(totals), "times_s": totals, "cpu_median_s": median(cpu[name]),
                         "stages_median_s": {k: median([t[k] for t in stages[name]]) for k in stages[name][0]},
                         "payload_bytes": payload[name][0], "payload_dtype": payload[name][1],
                         "payload_shape": payload[name][2]}
@@ -184,13 +188,14 @@ def run(setup: dict[str, Any], repeats: int, loader_samples: int, workers: list[
     gpu_s, gpu_source = gpu_seconds_per_sample(setup, gpu_results)
     results: dict[str, Any] = {
         "machine": machine(), "setup": setup, "video": str(video), "num_frames": num_frames,
+        "video_bitrate_mbps": video.stat().st_size * 8 / setup["seconds"] / 1e6,
         "unique_frames_mean": float(np.mean([np.unique(d).size for d in draws])),
         "per_sample": samples,
         "after_over_floor": after["median_s"] / floor["median_s"],
         "before_over_after": before["median_s"] / after["median_s"],
         "payload_after_over_before": after["payload_bytes"] / before["payload_bytes"],
         "gpu_seconds_per_sample": gpu_s, "gpu_source": gpu_source,
-        "cpu_cores_per_gpu": {name: samples[name]["median_s"] / gpu_s for name in ("before", "after")},
+        "cpu_cores_per_gpu": {name: samples[name]["cpu_median_s"] / gpu_s for name in ("before", "after", "floor")},
     }
     results["targets_met"] = {
         f"after <= {TARGET_FLOOR_RATIO}x floor": results["after_over_floor"] <= TARGET_FLOOR_RATIO,
@@ -211,7 +216,8 @@ def to_markdown(results: dict[str, Any]) -> str:
     text = [f"# Data loading at the paper's settings: {1 + s['num_siamese_clips']} clips x {s['frames']} frames, "
             f"{s['size']} px\n",
             f"A {s['seconds']:g} s {s['width']}x{s['height']} {s['fps']} fps H.264 video ({results['num_frames']} "
-            f"frames); {results['unique_frames_mean']:.0f} unique frames per sample on average. Machine: "
+            f"frames, {results['video_bitrate_mbps']:.1f} Mbit/s: its frames carry noise, so it decodes slower than "
+            f"typical footage); {results['unique_frames_mean']:.0f} unique frames per sample on average. Machine: "
             f"{m['cpu_count']} CPUs, load average {m.get('load_average_1m', '?')} at the start (other processes ran: "
             "compare ratios, not single figures). Per-sample figures: one thread, medians over "
             f"{len(samples['before']['times_s'])} draws timed round-robin.\n"]
@@ -221,10 +227,12 @@ def to_markdown(results: dict[str, Any]) -> str:
                         ("floor", "floor: bare decord get_batch of the union at the target size")):
         r = samples[name]
         stages = r["stages_median_s"]
-        rows.append([label, f"{r['median_s']:.3f}", f"{stages['decode']:.3f}", f"{stages['resize']:.3f}",
+        rows.append([label, f"{r['median_s']:.3f}", f"{r['cpu_median_s']:.3f}", f"{stages['decode']:.3f}",
+                     f"{stages['resize']:.3f}",
                      f"{stages['collate']:.3f}",
                      f"{r['payload_bytes'] / 1e6:.1f} MB {r['payload_dtype'].replace('torch.', '')}"])
-    text.append(markdown_table(["per sample", "total s", "decode s", "resize s", "collate s", "payload"], rows))
+    text.append(markdown_table(["per sample", "total s", "CPU s", "decode s", "resize s", "collate s", "payload"],
+                               rows))
     text.append(f"\nafter / floor = **{results['after_over_floor']:.2f}** (target <= {TARGET_FLOOR_RATIO}); "
                 f"before / after = {results['before_over_after']:.2f}; payload after / before = "
                 f"**{results['payload_after_over_before']:.3f}** (target <= {TARGET_PAYLOAD_RATIO:.3f}, uint8).\n")
@@ -236,7 +244,8 @@ def to_markdown(results: dict[str, Any]) -> str:
                                  f"{r['samples_per_s']:.2f}"] for r in results["loader"]]))
     gpu = results["gpu_seconds_per_sample"]
     text.append(f"\n## CPU cores one GPU needs\n\nGPU time per sample: {gpu * 1e3:.1f} ms ({results['gpu_source']}). "
-                "Cores to keep it fed = single-thread loader time per sample / GPU time per sample: "
+                "Cores to keep it fed = CPU time of loading a sample (one thread; process time, which waiting for a "
+                "busy core does not inflate) / GPU time per sample: "
                 + ", ".join(f"{name} **{cores:.0f}**" for name, cores in results["cpu_cores_per_gpu"].items())
                 + ". With N DataLoader workers per GPU, give each worker about cores / N decoder threads "
                 "(``decoder_threads()`` does that by default).\n")
