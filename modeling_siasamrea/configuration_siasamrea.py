@@ -8,6 +8,11 @@ from .tasks import TASK_TYPES, TaskType, get_task_type
 
 TASKS = tuple(TASK_TYPES)
 KNOWLEDGE_MODES = ("similarity", "average")
+# where the soft label Q comes from (docs/design.md, "Siamese knowledge reasoning"): Eq. 5 with learnable W1, W2; the
+# anchor's own row of the propagated predictions (BAKE's per-sample soft label); Eq. 5 with W1, W2 starting on the anchor
+SOFT_LABEL_SOURCES = ("eq5", "anchor_row", "eq5_anchor_init")
+# how far predictions propagate through Â: one step (Eq. 3-4) or to BAKE's fixed point (1 - ω)(I - ωÂ)^-1 P
+PROPAGATIONS = ("one_step", "closed_form")
 
 
 class SiaSamReaConfig(PreTrainedConfig):
@@ -54,6 +59,22 @@ class SiaSamReaConfig(PreTrainedConfig):
         siamese_clips_supervised (`bool`, *optional*, defaults to `False`):
             Also apply the ground-truth loss to every siamese clip (and let them receive gradient). By default the
             siamese clips only act as the teacher and run under `torch.no_grad`.
+        siamese_distillation_temperature (`float`, *optional*, defaults to 1.0):
+            Distillation temperature T: the clips' predictions P that build Q and the anchor's prediction in
+            L_siamese are both softmaxes of scores / T, and L_siamese is multiplied by T² (BAKE and Hinton et al.
+            use T = 4; the paper's T = 1). Exactly neutral for the count task, whose P is the count itself.
+        siamese_soft_label (`str`, *optional*, defaults to `"eq5"`):
+            Where Q comes from. `"eq5"`: Q = ω·W1 Â P + (1 − ω)·W2 P with W1, W2 over the N clips (the paper).
+            `"anchor_row"`: Q = ω·Â(0, :) P + (1 − ω)·p_anchor, the anchor's own row (BAKE's per-sample soft label;
+            no W1, W2). `"eq5_anchor_init"`: Eq. 5 with W1 and W2 starting with weight 0.9 on the anchor. With W1
+            uniform Eq. 5 weighs clip j by a column mean of Â, about 1/N whatever Â is (docs/design.md).
+        siamese_propagation (`str`, *optional*, defaults to `"one_step"`):
+            `"one_step"`: Â P of Eq. 3-4. `"closed_form"`: Â propagates BAKE's fixed point Q∞ = (1 − ω)(I − ωÂ)⁻¹P
+            of Q∞ = ωÂQ∞ + (1 − ω)P instead of P (needs ω < 1); with `"anchor_row"`, Q = Q∞(0, :) exactly.
+        siamese_loss_weight_warmup (`float`, *optional*, defaults to 0.0):
+            Fraction of the training steps over which α rises linearly from 0 to `siamese_loss_weight` (0: α from
+            the first step, the paper). The Trainer's `SiameseLossWarmupCallback` (training/callbacks.py) tells the
+            model its progress.
         vision_frozen_batchnorm (`bool`, *optional*, defaults to `True`):
             Keep the ResNet's BatchNorm layers in inference mode with fixed statistics and affine parameters, as
             ClipBERT's detectron2 backbone does (batches of one video per GPU are common).
@@ -87,6 +108,10 @@ class SiaSamReaConfig(PreTrainedConfig):
     siamese_projection: bool = False
     learnable_clip_weights: bool = True
     siamese_clips_supervised: bool = False
+    siamese_distillation_temperature: float = 1.0
+    siamese_soft_label: str = "eq5"
+    siamese_propagation: str = "one_step"
+    siamese_loss_weight_warmup: float = 0.0
     vision_frozen_batchnorm: bool = True
     max_grid_row_position_embeddings: int = 100
     max_grid_col_position_embeddings: int = 100
@@ -171,6 +196,28 @@ class SiaSamReaConfig(PreTrainedConfig):
             (self.siamese_loss_weight >= 0, f"siamese_loss_weight (alpha) must be >= 0, got {self.siamese_loss_weight}"),
             (0.0 <= self.siamese_omega <= 1.0, f"siamese_omega (omega) must be in [0, 1], got {self.siamese_omega}"),
             (self.siamese_temperature > 0, f"siamese_temperature must be > 0, got {self.siamese_temperature}"),
+            (
+                self.siamese_distillation_temperature > 0,
+                f"siamese_distillation_temperature (T) must be > 0, got {self.siamese_distillation_temperature}",
+            ),
+            (
+                self.siamese_soft_label in SOFT_LABEL_SOURCES,
+                f"siamese_soft_label must be one of {SOFT_LABEL_SOURCES}, got {self.siamese_soft_label!r}",
+            ),
+            (
+                self.siamese_propagation in PROPAGATIONS,
+                f"siamese_propagation must be one of {PROPAGATIONS}, got {self.siamese_propagation!r}",
+            ),
+            (
+                self.siamese_propagation != "closed_form" or self.siamese_omega < 1.0,
+                f"siamese_propagation='closed_form' needs siamese_omega < 1 (I - ωÂ is singular at ω = 1), "
+                f"got {self.siamese_omega}",
+            ),
+            (
+                0.0 <= self.siamese_loss_weight_warmup <= 1.0,
+                f"siamese_loss_weight_warmup must be a fraction of the training steps in [0, 1], "
+                f"got {self.siamese_loss_weight_warmup}",
+            ),
             (
                 self.task != "open_ended" or self.num_labels >= 1,
                 f"an open-ended model needs num_answers >= 1, got {self.num_labels}",

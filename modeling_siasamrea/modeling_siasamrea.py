@@ -1,5 +1,7 @@
 """PyTorch SiaSamRea: ClipBERT's video/text encoders and multimodal transformer with the siamese training head."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -40,10 +42,14 @@ class SiaSamReaVideoQAOutput(ModelOutput):
         L_siamese: the anchor prediction against the soft label Q (a detached teacher).
     loss_clip_weights (`torch.FloatTensor` of shape `()`, *optional*):
         Ground truth against Q, whose gradient reaches only W1, W2 (and F when `siamese_projection`).
+    loss_siamese_kl (`torch.FloatTensor` of shape `()`, *optional*):
+        The part of L_siamese that the anchor can reduce: T²·KL(Q ‖ p_anchor); L_siamese minus T²·H(Q).
+    soft_label_entropy (`torch.FloatTensor` of shape `()`, *optional*):
+        H(Q) in nats, mean over the batch (ln K for a uniform Q); not for the count task.
     siamese_knowledge (`torch.FloatTensor` of shape `(batch, num_clips, num_clips)`, *optional*):
         Â of Eq. 2.
     soft_labels (`torch.FloatTensor` of shape `(batch, num_answers)`, `(batch, num_choices)` or `(batch, 1)`, *optional*):
-        Q of Eq. 5.
+        Q of Eq. 5, the anchor's distillation target (built at the distillation temperature).
     pooler_output (`torch.FloatTensor` of shape `(batch, num_clips, hidden_size)` or `(batch, num_clips, num_choices, hidden_size)`):
         Clip-text features f of every clip.
     hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True`):
@@ -59,6 +65,8 @@ class SiaSamReaVideoQAOutput(ModelOutput):
     loss_gt: torch.FloatTensor | None = None
     loss_siamese: torch.FloatTensor | None = None
     loss_clip_weights: torch.FloatTensor | None = None
+    loss_siamese_kl: torch.FloatTensor | None = None
+    soft_label_entropy: torch.FloatTensor | None = None
     siamese_knowledge: torch.FloatTensor | None = None
     soft_labels: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
@@ -92,8 +100,9 @@ class SiaSamReaPreTrainedModel(PreTrainedModel):
         elif isinstance(module, BertEmbeddings):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
             init.zeros_(module.token_type_ids)
-        elif isinstance(module, SiameseKnowledgeHead) and isinstance(module.clip_weight_logits, nn.Parameter):
+        elif isinstance(module, SiameseKnowledgeHead):
             init.zeros_(module.clip_weight_logits)
+            init.copy_(module.clip_weight_prior, module._prior(self.config))
 
 
 class SiaSamReaVisionEncoder(nn.Module):
@@ -260,6 +269,27 @@ class SiaSamReaModel(SiaSamReaPreTrainedModel):
         return BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=self.pooler(hidden_states))
 
 
+@contextmanager
+def _teacher_pass(model: nn.Module, device: torch.device) -> Iterator[None]:
+    """Run the siamese clips' teacher forward without side effects on training: the random state (dropout) is
+    restored afterwards (`torch.random.fork_rng`) and BatchNorm layers in training mode normalise with the clips'
+    batch statistics without updating their running statistics."""
+    batchnorms = [
+        module for module in model.modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training and module.track_running_stats
+    ]
+    for module in batchnorms:
+        module.track_running_stats = False  # batch statistics, running_mean / running_var / counter untouched
+    on_accelerator = device.type != "cpu"
+    try:
+        with torch.random.fork_rng(devices=[device] if on_accelerator else [],
+                                   device_type=device.type if on_accelerator else None):
+            yield
+    finally:
+        for module in batchnorms:
+            module.track_running_stats = True
+
+
 def _concat_clips(
     anchor: tuple[torch.Tensor | None, ...] | None, teacher: tuple[torch.Tensor | None, ...] | None, batch_size: int
 ) -> tuple[torch.Tensor | None, ...] | None:
@@ -403,21 +433,32 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         """L = L_gt + α·L_siamese (Eq. 8) + the ground-truth term on Q that trains W1, W2 (and F).
 
         `features` `(batch, N, [choices,] h)` and `scores` `(batch, N, K)` of all clips, anchor first; the task type
-        gives P, L_gt and the distances; the knowledge Â and the soft label Q are task-independent (Eq. 1-5).
+        gives P, L_gt and the distances; the knowledge Â and the soft label Q are task-independent (Eq. 1-5). With a
+        distillation temperature T, Q is built from P = predictions(scores / T) and L_siamese = T²·CE(Q, p_anchor at
+        T) = T²·(KL(Q ‖ p_anchor) + H(Q)) (Q is detached, so its gradient is the KL's); for the count task, whose P is
+        the count, scaling by 1/T and T² cancels exactly. The ground-truth term on Q uses Q at T = 1.
         """
-        knowledge, soft_labels = self.siamese_head(features.detach(), task_type.predictions(scores).detach())
+        head, temperature = self.siamese_head, self.config.siamese_distillation_temperature
+        knowledge = head.knowledge(features.detach())
+        soft_labels = head.soft_label(knowledge, task_type.predictions(scores.detach() / temperature))
         if self.config.siamese_clips_supervised:  # every clip also learns from the ground truth
             gt_scores, gt_labels = scores.flatten(0, 1), labels.repeat_interleave(scores.shape[1])
         else:
             gt_scores, gt_labels = scores[:, 0], labels
         terms = {
             "loss_gt": task_type.ground_truth_loss(gt_scores, gt_labels),
-            "loss_siamese": task_type.soft_label_loss(scores[:, 0], soft_labels),
+            "loss_siamese": temperature**2 * task_type.soft_label_loss(scores[:, 0] / temperature, soft_labels),
             "siamese_knowledge": knowledge,
             "soft_labels": soft_labels,
         }
-        loss = terms["loss_gt"] + self.config.siamese_loss_weight * terms["loss_siamese"]
-        if self.siamese_head.learns_from_ground_truth:
+        if soft_labels.shape[-1] > 1:  # Q is a distribution (the count task's is one number): split off H(Q)
+            log_q = soft_labels.clamp_min(torch.finfo(soft_labels.dtype).tiny).log()
+            terms["soft_label_entropy"] = -(soft_labels * log_q).sum(-1).mean()
+            terms["loss_siamese_kl"] = terms["loss_siamese"] - temperature**2 * terms["soft_label_entropy"]
+        loss = terms["loss_gt"] + head.loss_weight() * terms["loss_siamese"]
+        if head.learns_from_ground_truth:
+            if temperature != 1.0:
+                soft_labels = head.soft_label(knowledge, task_type.predictions(scores.detach()))
             terms["loss_clip_weights"] = task_type.soft_label_target_loss(soft_labels, labels)
             loss = loss + terms["loss_clip_weights"]
         terms["loss"] = loss
@@ -452,7 +493,9 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
             features, scores, outputs = self._clip_forward(
                 head, pixel_values[:, :1], input_ids, attention_mask, token_type_ids, **kwargs
             )
-            with torch.no_grad():  # the siamese clips are a teacher only: one batched forward without a graph
+            # the siamese clips are a teacher only: one batched forward without a graph that leaves training as it
+            # found it (RNG, BatchNorm statistics), so with α = 0 this trains the no-siamese baseline bit for bit
+            with torch.no_grad(), _teacher_pass(self, pixel_values.device):
                 teacher_features, teacher_scores, teacher_outputs = self._clip_forward(
                     head, pixel_values[:, 1:], input_ids, attention_mask, token_type_ids, **kwargs
                 )

@@ -1,5 +1,7 @@
 """Siamese knowledge generation (SKG, Eq. 1-2) and siamese knowledge reasoning (SKR, Eq. 3-5)."""
 
+import math
+
 import torch
 from torch import nn
 from transformers.utils import logging
@@ -40,33 +42,93 @@ def average_siamese_knowledge(num_clips: int, like: torch.Tensor) -> torch.Tenso
     return off_diagonal / (num_clips - 1)
 
 
-def siamese_knowledge_reasoning(
-    knowledge: torch.Tensor, probs: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, omega: float
-) -> torch.Tensor:
-    """Soft label Q = ω·W1 Â P + (1 − ω)·W2 P (Eq. 3-5).
+def propagate_siamese_knowledge(knowledge: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """Every clip's propagated prediction p̂_i = Σ_{j != i} Â(i, j) p_j = Â(i) P (Eq. 3), for all i at once.
 
-    Â P propagates every clip's prediction to the others (Eq. 3, 4); W1 and W2 weigh the N clips.
+    Args:
+        knowledge: `(..., N, N)` siamese knowledge Â (zero diagonal).
+        probs: `(..., N, K)` what is propagated: the predictions P, or BAKE's fixed point (`converged_soft_labels`).
+
+    Returns:
+        `(..., N, K)` Â P.
+    """
+    return knowledge @ probs  # (..., N, N) @ (..., N, K) -> (..., N, K)
+
+
+def converged_soft_labels(knowledge: torch.Tensor, probs: torch.Tensor, omega: float) -> torch.Tensor:
+    """BAKE's closed-form propagation Q∞ = (1 − ω)(I − ωÂ)⁻¹ P (Ge et al., 2021, "Self-distillation with Batch
+    Knowledge Ensembling", §3.2): the fixed point of Q∞ = ω Â Q∞ + (1 − ω) P, i.e. Eq. 3-5's one step repeated
+    until it converges, Σ_t (1 − ω) ωᵗ Âᵗ P. Each row is a distribution when P's rows are (Â is row-stochastic).
+
+    Args:
+        knowledge: `(..., N, N)` siamese knowledge Â.
+        probs: `(..., N, K)` predictions P.
+        omega: ω in [0, 1) (I − ωÂ is singular at ω = 1).
+
+    Returns:
+        `(..., N, K)` Q∞, row i the soft label of clip i.
+    """
+    identity = torch.eye(knowledge.shape[-1], dtype=knowledge.dtype, device=knowledge.device)
+    return (1.0 - omega) * torch.linalg.solve(identity - omega * knowledge, probs)  # (..., N, N) \ (..., N, K)
+
+
+def siamese_knowledge_reasoning(
+    knowledge: torch.Tensor,
+    probs: torch.Tensor,
+    w1: torch.Tensor,
+    w2: torch.Tensor,
+    omega: float,
+    propagated: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Soft label Q = ω·W1 Â P + (1 − ω)·W2 P (Eq. 4-5).
+
+    W1 weighs the rows of Â P, so ω·W1 Â P = ω·Σ_j c_j p_j with c_j = Σ_i W1_i Â(i, j): with W1 uniform, c_j is a
+    column mean of Â, about 1/N for any row-softmaxed Â, and Q hardly depends on Â.
 
     Args:
         knowledge: `(..., N, N)` siamese knowledge Â.
         probs: `(..., N, K)` predictions P of the N clips (anchor first).
         w1, w2: `(N,)` clip weights, already normalised (each sums to 1 so Q stays a distribution).
         omega: ω in [0, 1].
+        propagated: `(..., N, K)` what replaces Â P (Eq. 3), e.g. Â Q∞ of the closed form; default Â P.
 
     Returns:
         `(..., K)` soft label Q.
     """
-    propagated = knowledge @ probs  # (..., N, N) @ (..., N, K) -> (..., N, K)
+    if propagated is None:
+        propagated = propagate_siamese_knowledge(knowledge, probs)
     return omega * torch.einsum("n,...nk->...k", w1, propagated) + (1.0 - omega) * torch.einsum(
         "n,...nk->...k", w2, probs
     )
 
 
-class SiameseKnowledgeHead(nn.Module):
-    """Training-only head: the optional projection F of Eq. 1 and the clip weights W1, W2 of Eq. 5.
+def anchor_soft_label(propagated: torch.Tensor, probs: torch.Tensor, omega: float) -> torch.Tensor:
+    """The anchor's own soft label Q = ω·Â(0, :) P + (1 − ω)·p_anchor (BAKE's per-sample form, Ge et al., 2021):
+    Eq. 5 with W1 = W2 = the anchor's indicator, so Â's anchor row decides how much each siamese clip counts.
 
-    W1 and W2 are stored as N logits each and used through a softmax (initialised uniform), so the soft label is a
-    distribution whatever they learn.
+    Args:
+        propagated: `(..., N, K)` Â P (Eq. 3), or Â Q∞ (then Q = Q∞(0, :) exactly).
+        probs: `(..., N, K)` predictions P (anchor first).
+        omega: ω in [0, 1].
+
+    Returns:
+        `(..., K)` soft label Q.
+    """
+    return omega * propagated[..., 0, :] + (1.0 - omega) * probs[..., 0, :]
+
+
+# "eq5_anchor_init": W1 and W2 start with this weight on the anchor (the rest spread evenly), i.e. near BAKE's
+# per-sample soft label; a one-hot start would saturate their softmax and stop them from learning
+ANCHOR_INIT_WEIGHT = 0.9
+
+
+class SiameseKnowledgeHead(nn.Module):
+    """Training-only head: the optional projection F of Eq. 1, the clip weights W1, W2 of Eq. 5 and the schedule of α.
+
+    W1 and W2 are stored as N logits each and used through a softmax (initialised uniform, or on the anchor with
+    `siamese_soft_label="eq5_anchor_init"`), so the soft label is a distribution whatever they learn.
+    `training_progress` (the fraction of training done, set by `training/callbacks.py`'s
+    `SiameseLossWarmupCallback`) drives the warm-up of α.
     """
 
     def __init__(self, config: SiaSamReaConfig):
@@ -81,10 +143,22 @@ class SiameseKnowledgeHead(nn.Module):
                            "(num_siamese_clips=%d, siamese_knowledge=%r)", config.num_siamese_clips,
                            config.siamese_knowledge)
         self.projection = nn.Linear(config.hidden_size, config.hidden_size) if uses_projection else None
-        if config.learnable_clip_weights and siamese:
+        self.uses_clip_weights = config.siamese_soft_label != "anchor_row"
+        if config.learnable_clip_weights and siamese and self.uses_clip_weights:
             self.clip_weight_logits = nn.Parameter(torch.zeros(2, config.num_clips))
-        else:  # uniform W1, W2; with one clip (no siamese clips) there is nothing to weigh
+        else:  # fixed W1, W2; with one clip (no siamese clips) or the anchor's row there is nothing to weigh
             self.register_buffer("clip_weight_logits", torch.zeros(2, config.num_clips), persistent=False)
+        self.register_buffer("clip_weight_prior", self._prior(config), persistent=False)
+        self.training_progress: float | None = None
+
+    @staticmethod
+    def _prior(config: SiaSamReaConfig) -> torch.Tensor:
+        """`(2, N)` offsets added to the W1, W2 logits: zeros (uniform start), or the anchor-weighted start."""
+        prior = torch.zeros(2, config.num_clips)
+        if config.siamese_soft_label == "eq5_anchor_init" and config.num_clips > 1:
+            # softmax(prior) = [ANCHOR_INIT_WEIGHT, (1 - ANCHOR_INIT_WEIGHT) / (N - 1), ...]
+            prior[:, 0] = math.log(ANCHOR_INIT_WEIGHT * (config.num_clips - 1) / (1.0 - ANCHOR_INIT_WEIGHT))
+        return prior
 
     @property
     def learns_from_ground_truth(self) -> bool:
@@ -93,8 +167,20 @@ class SiameseKnowledgeHead(nn.Module):
 
     def clip_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalised W1 and W2, each `(N,)`."""
-        w1, w2 = self.clip_weight_logits.softmax(dim=-1)
+        w1, w2 = (self.clip_weight_logits + self.clip_weight_prior).softmax(dim=-1)
         return w1, w2
+
+    def loss_weight(self) -> float:
+        """α of Eq. 8 now: `siamese_loss_weight`, scaled by training progress / `siamese_loss_weight_warmup` during
+        the warm-up."""
+        alpha, warmup = self.config.siamese_loss_weight, self.config.siamese_loss_weight_warmup
+        if warmup <= 0 or not self.training:
+            return alpha
+        if self.training_progress is None:
+            logger.warning_once("siamese_loss_weight_warmup is set but nothing tells the model its training progress "
+                                "(training/callbacks.py, SiameseLossWarmupCallback): alpha is used without warm-up")
+            return alpha
+        return alpha * min(1.0, self.training_progress / warmup)
 
     def knowledge(self, features: torch.Tensor) -> torch.Tensor:
         """Â `(batch, N, N)` from clip-text features `(batch, N, [texts,] h)`, as `config.siamese_knowledge` says.
@@ -109,18 +195,37 @@ class SiameseKnowledgeHead(nn.Module):
         clip_features = features.flatten(2)  # (b, N, h) or, with choices, (b, N, choices * h)
         return siamese_knowledge_generation(clip_features, self.config.siamese_temperature)
 
-    def forward(self, features: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (Â `(batch, N, N)`, Q `(batch, K)`) for features `(batch, N, [texts,] h)` and predictions
-        `(batch, N, K)`."""
-        num_clips = probs.shape[1]
+    def soft_label(self, knowledge: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """Q `(batch, K)` from Â `(batch, N, N)` and predictions P `(batch, N, K)`, as `config.siamese_soft_label`
+        and `config.siamese_propagation` say."""
+        num_clips, omega = probs.shape[1], self.config.siamese_omega
         if num_clips != self.config.num_clips:
             raise ValueError(
                 f"the clip weights W1, W2 were built for N = {self.config.num_clips} clips "
                 f"(1 anchor + num_siamese_clips={self.config.num_siamese_clips}), got {num_clips} clips"
             )
-        knowledge = self.knowledge(features)
+        propagated = None
+        if self.config.siamese_propagation == "closed_form":
+            propagated = propagate_siamese_knowledge(knowledge, converged_soft_labels(knowledge, probs, omega))
+        if not self.uses_clip_weights:
+            return anchor_soft_label(
+                propagate_siamese_knowledge(knowledge, probs) if propagated is None else propagated, probs, omega
+            )
         w1, w2 = self.clip_weights()
-        return knowledge, siamese_knowledge_reasoning(knowledge, probs, w1, w2, self.config.siamese_omega)
+        return siamese_knowledge_reasoning(knowledge, probs, w1, w2, omega, propagated=propagated)
+
+    def forward(self, features: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (Â `(batch, N, N)`, Q `(batch, K)`) for features `(batch, N, [texts,] h)` and predictions
+        `(batch, N, K)`."""
+        knowledge = self.knowledge(features)
+        return knowledge, self.soft_label(knowledge, probs)
 
 
-__all__ = ["SiameseKnowledgeHead", "siamese_knowledge_generation", "siamese_knowledge_reasoning"]
+__all__ = [
+    "SiameseKnowledgeHead",
+    "anchor_soft_label",
+    "converged_soft_labels",
+    "propagate_siamese_knowledge",
+    "siamese_knowledge_generation",
+    "siamese_knowledge_reasoning",
+]

@@ -32,9 +32,22 @@ SWITCHES = {
     "learnable_clip_weights": (False, True),
     "siamese_clips_supervised": (False, True),
     "siamese_loss_weight": (0.0, 1.0),
+    "siamese_soft_label": ("eq5", "anchor_row", "eq5_anchor_init"),
+    "siamese_propagation": ("one_step", "closed_form"),
 }
-COMBINATIONS = [{"num_siamese_clips": 2, **dict(zip(SWITCHES, values))} for values in itertools.product(*SWITCHES.values())]
-COMBINATIONS.append({"num_siamese_clips": 0, **{name: values[-1] for name, values in SWITCHES.items()}})
+# switches that change only numbers, not which terms or parameters exist: not in the full product (to keep the test
+# short), but each value is tried with every value of every switch above: the value's index is the parity of the sum
+# of the other switches' value indices (shifted per numeric switch)
+NUMERIC_SWITCHES = {
+    "siamese_distillation_temperature": (1.0, 4.0),
+    "siamese_loss_weight_warmup": (0.0, 0.5),
+}
+COMBINATIONS = [
+    {"num_siamese_clips": 2, **{name: values[i] for name, values, i in zip(SWITCHES, SWITCHES.values(), indices)},
+     **{name: numeric[(sum(indices) + j) % 2] for j, (name, numeric) in enumerate(NUMERIC_SWITCHES.items())}}
+    for indices in itertools.product(*(range(len(values)) for values in SWITCHES.values()))
+]
+COMBINATIONS.append({"num_siamese_clips": 0, **{name: values[-1] for name, values in {**SWITCHES, **NUMERIC_SWITCHES}.items()}})
 
 
 def _without_gradient(task: str, switches: dict) -> list[str]:

@@ -15,6 +15,10 @@ SIAMESE_FIELDS = (
     "siamese_projection",
     "learnable_clip_weights",
     "siamese_clips_supervised",
+    "siamese_distillation_temperature",
+    "siamese_soft_label",
+    "siamese_propagation",
+    "siamese_loss_weight_warmup",
 )
 # The Hub has no video-question-answering pipeline tag; VQA is the closest one it knows (answers from a vocabulary).
 PIPELINE_TAG = "visual-question-answering"

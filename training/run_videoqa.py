@@ -40,6 +40,7 @@ from modeling_siasamrea.image_processing_siasamrea import SiaSamReaImageProcesso
 from modeling_siasamrea.pipeline_siasamrea import save_pipeline_folder
 from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
 from modeling_siasamrea.sampling import SiameseSampler
+from training.callbacks import SiameseLossWarmupCallback
 from training.collator import SiaSamReaCollator
 from training.hub import push_folder_to_hub
 from training.model_card import SIAMESE_FIELDS, write_model_card
@@ -72,6 +73,13 @@ class ModelArguments:
     siamese_projection: bool | None = field(default=None, metadata={"help": "Learnable projection F in Eq. 1."})
     learnable_clip_weights: bool | None = field(default=None, metadata={"help": "Learn W1, W2 of Eq. 5."})
     siamese_clips_supervised: bool | None = field(default=None, metadata={"help": "Ground truth on siamese clips too."})
+    siamese_distillation_temperature: float | None = field(
+        default=None, metadata={"help": "Distillation temperature T of P and the anchor in L_siamese (paper: 1)."})
+    siamese_soft_label: str | None = field(
+        default=None, metadata={"help": "Q from 'eq5' (paper), 'anchor_row' (BAKE) or 'eq5_anchor_init'."})
+    siamese_propagation: str | None = field(default=None, metadata={"help": "'one_step' (paper) or 'closed_form'."})
+    siamese_loss_weight_warmup: float | None = field(
+        default=None, metadata={"help": "Fraction of training over which alpha rises from 0 (paper: 0)."})
     vision_frozen_batchnorm: bool | None = field(default=None, metadata={"help": "Frozen ResNet BatchNorm."})
     reinit_answer_head: bool = field(
         default=False,
@@ -388,7 +396,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     transform_kwargs = dict(processor=processor, task=task, max_length=data_args.max_length)
     frames = data_args.frames(config)
-    callbacks = []
+    callbacks = [SiameseLossWarmupCallback()]
     if train_set is not None:
         train_transform = VideoQATransform(
             sampler=SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips),
