@@ -50,6 +50,28 @@ Questions (answers balanced per split; never recoverable from the question text)
       likely to be the answer given the options, and neither colour nor shape alone decides it.
     * count (TGIF count): "how many times does the {shape} flash ?" -> 1..5.
 
+The "families" variant (``variant="families"``, ``label_noise``): soft labels that know more than the labels
+    Written before any study row was run (issue #13; benchmarks/siamese_study.py). On the default variant the six
+    colours share nothing and every label is right, so a soft label can only repeat the label or smooth it. Here:
+    * 9 answer colours in 3 families of similar hue (``COLOR_FAMILIES``: red/orange/yellow, green/teal/cyan,
+      blue/purple/magenta); members of a family differ along one channel, families differ in hue;
+    * the family is visible in every frame: an achromatic square in the corner that belongs to the family
+      (``FAMILY_MARKER_CORNERS``), so a clip that misses the flashes still knows 3 candidates, not 9, while only the
+      brief flashes tell the member (the temporal design above is unchanged);
+    * within-family label noise: ``label_noise`` of the *training* colour questions are annotated with another
+      member of the target's family (annotators confusing similar colours, as in MSRVTT-QA's generated answers);
+      val and test are clean, and ``synthetic_meta.jsonl`` keeps the true colour and the annotated one.
+    So the siamese clips' soft label can carry what the label does not: on a training clip whose label is wrong, a
+    teacher that sees a flash (the union of 9 clips does ~97% of the time, the anchor ~70%, with 8-frame clips of
+    48-96-frame videos) points at the true member, and at T > 1 it spreads its mass over the family rather than
+    over unrelated colours. **What would show the mechanism works:** on this variant, rows whose Q follows the
+    siamese clips (the anchor's row, T = 4, their combination) beat the no-siamese baseline, paired by seed, with a
+    95% confidence interval above 0 -- and by more than on the default variant (the control, where the same rows are
+    expected to do nothing or harm); the teacher Q of the warm-started model agrees with the true colour on the
+    training clips more often than the noisy labels do. Anchor-only ceiling: the evaluation clip sees a target flash
+    in ~61% of test videos (48-96 frames, 8 frames per clip), and otherwise the family leaves 3 candidates:
+    0.61 + 0.39 / 3 ~ 0.74 (default variant: 0.61 + 0.39 / 6 ~ 0.675).
+
 Output layout (``OUT``)::
 
     OUT/videos/synth_00000.mp4 ...                      # H.264, image_size x image_size, fps
@@ -85,10 +107,12 @@ from modeling_siasamrea.video_io import write_video
 
 __all__ = [
     "COLORS",
+    "COLOR_FAMILIES",
     "DEFAULT_SPLITS",
     "MARKER_FILE",
     "META_FILE",
     "TARGET_SHAPES",
+    "VARIANTS",
     "VideoScript",
     "flash_length",
     "main",
@@ -107,6 +131,23 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "cyan": (35, 215, 225),
     "magenta": (220, 45, 215),
 }
+# The "families" variant (see ``make_synthetic_videoqa``): 9 answer colours in 3 families of similar hue; within a
+# family the members differ along one channel by ~90 levels. Six are the colours above, with the same RGB.
+COLOR_FAMILIES: dict[str, dict[str, tuple[int, int, int]]] = {
+    "reds": {"red": COLORS["red"], "orange": (245, 130, 20), "yellow": COLORS["yellow"]},
+    "greens": {"green": COLORS["green"], "teal": (20, 150, 120), "cyan": COLORS["cyan"]},
+    "blues": {"blue": COLORS["blue"], "purple": (130, 50, 220), "magenta": COLORS["magenta"]},
+}
+FAMILY_OF: dict[str, str] = {color: family for family, members in COLOR_FAMILIES.items() for color in members}
+PALETTES: dict[str, dict[str, tuple[int, int, int]]] = {
+    "flash": COLORS,
+    "families": {color: rgb for members in COLOR_FAMILIES.values() for color, rgb in members.items()},
+}
+VARIANTS = tuple(PALETTES)
+# "families": an achromatic square, always visible, whose corner tells the family (its colour tells nothing)
+FAMILY_MARKER_CORNERS = {"reds": (0, 0), "greens": (0, 1), "blues": (1, 0)}  # (bottom?, right?)
+FAMILY_MARKER_SIZE = 0.2  # of image_size
+FAMILY_MARKER_RGB = (210, 210, 210)
 TARGET_SHAPES: tuple[str, ...] = ("circle", "triangle", "diamond", "cross")
 # RGB colours of always-visible, bouncing distractor squares. None by default: version 1 had one square of every
 # palette colour (``tuple(COLORS.values())``), which made the task unlearnable for the tiny CPU model (module
@@ -157,6 +198,10 @@ class VideoScript:
     action_answer: int
     transition_choices: list[str]
     transition_answer: int
+    # "families" variant: the target colour's family, shown by the marker; label noise: the colour the training
+    # annotation gives (None: the true target colour)
+    color_family: str | None = None
+    annotated_color: str | None = None
 
     def flash_frames(self) -> list[int]:
         """Frame indices where the target is visible."""
@@ -170,14 +215,14 @@ def _balanced(rng: np.random.Generator, values: list[Any] | tuple[Any, ...], n: 
 
 
 def _choice_grid(
-    rng: np.random.Generator, answer: tuple[str, str], shape_pool: list[str], position: int
+    rng: np.random.Generator, answer: tuple[str, str], shape_pool: list[str], position: int, palette: list[str]
 ) -> list[str]:
     """5 "colour shape" options: a 3 colours x 2 shapes grid around ``answer`` minus one non-answer cell.
 
     The grid is built symmetrically, so given the options every one is equally likely to be the answer.
     """
     color, shape = answer
-    other_colors = [c for c in COLORS if c != color]
+    other_colors = [c for c in palette if c != color]
     colors = [color, *rng.choice(other_colors, size=2, replace=False).tolist()]
     other_shape = str(rng.choice([s for s in shape_pool if s != shape]))
     cells = [(c, s) for c in colors for s in (shape, other_shape) if (c, s) != answer]
@@ -210,15 +255,16 @@ def _check_min_frames(min_frames: int) -> None:
 
 
 def _scripts(num_videos: int, seed: int, image_size: int, min_frames: int, max_frames: int,
-             splits: Mapping[str, float]) -> list[VideoScript]:
+             splits: Mapping[str, float], variant: str = "flash", label_noise: float = 0.0) -> list[VideoScript]:
     """Draw the event script of every video; answer attributes are balanced within each split."""
     sizes = _split_sizes(num_videos, splits)
     scripts: list[VideoScript] = []
     radius = max(3, round(TARGET_RADIUS * image_size))
     second_radius = max(2, round(SECOND_RADIUS * radius))
+    palette = list(PALETTES[variant])
     for split_index, (split, size) in enumerate(sizes.items()):
         rng = np.random.default_rng([seed, split_index])
-        colors = _balanced(rng, list(COLORS), size)
+        colors = _balanced(rng, palette, size)
         shapes = _balanced(rng, TARGET_SHAPES, size)
         counts = _balanced(rng, list(range(1, MAX_COUNT + 1)), size)
         action_positions = _balanced(rng, list(range(NUM_CHOICES)), size)
@@ -227,13 +273,14 @@ def _scripts(num_videos: int, seed: int, image_size: int, min_frames: int, max_f
             num_frames = int(rng.integers(min_frames, max_frames + 1))
             length = flash_length(num_frames)
             flash_starts, second_start = _schedule(rng, num_frames, length, counts[i])
-            action = _choice_grid(rng, (colors[i], shapes[i]), list(TARGET_SHAPES), action_positions[i])
+            action = _choice_grid(rng, (colors[i], shapes[i]), list(TARGET_SHAPES), action_positions[i], palette)
             # The second object's shape is outside the action grid, so "what flashes k times" stays unambiguous.
             action_shapes = {choice.split()[1] for choice in action}
             second_shape = str(rng.choice([s for s in TARGET_SHAPES if s not in action_shapes]))
-            second_color = str(rng.choice([c for c in COLORS if c != colors[i]]))  # never the answer colour
+            second_color = str(rng.choice([c for c in palette if c != colors[i]]))  # never the answer colour
             transition_pool = [s for s in TARGET_SHAPES if s != shapes[i]]
-            transition = _choice_grid(rng, (second_color, second_shape), transition_pool, transition_positions[i])
+            transition = _choice_grid(rng, (second_color, second_shape), transition_pool, transition_positions[i],
+                                      palette)
             centers = rng.integers(radius + 1, image_size - radius - 1, size=(2, 2)).tolist()
             scripts.append(VideoScript(
                 video_id=f"synth_{len(scripts):05d}", split=split, num_frames=num_frames,
@@ -243,8 +290,20 @@ def _scripts(num_videos: int, seed: int, image_size: int, min_frames: int, max_f
                 second_shape=second_shape, second_center=tuple(centers[1]), second_start=second_start,
                 radius=radius, second_radius=second_radius, action_choices=action, action_answer=action_positions[i],
                 transition_choices=transition, transition_answer=transition_positions[i],
+                color_family=FAMILY_OF[colors[i]] if variant == "families" else None,
             ))
+        if split == "train" and label_noise > 0:
+            _add_label_noise(scripts[-size:], np.random.default_rng([seed, split_index, 17]), label_noise, palette)
     return scripts
+
+
+def _add_label_noise(scripts: list[VideoScript], rng: np.random.Generator, fraction: float, palette: list[str]) -> None:
+    """Give ``fraction`` of the scripts' colour questions a wrong annotated colour: another member of the target's
+    family (the "families" variant: annotators confuse similar colours), else any other palette colour."""
+    for i in rng.permutation(len(scripts))[: round(fraction * len(scripts))]:
+        script = scripts[i]
+        pool = COLOR_FAMILIES[script.color_family] if script.color_family else palette
+        script.annotated_color = str(rng.choice([c for c in pool if c != script.target_color]))
 
 
 def _split_sizes(num_videos: int, splits: Mapping[str, float]) -> dict[str, int]:
@@ -303,12 +362,19 @@ def _render(script: VideoScript, seed: int, image_size: int) -> np.ndarray:
         bounce = (pos < half) | (pos > size - half - 1)
         vel[bounce] *= -1
         pos = np.clip(pos, half, size - half - 1)
+    if script.color_family is not None:  # the family's marker, in every frame
+        side = max(2, round(FAMILY_MARKER_SIZE * size))
+        bottom, right = FAMILY_MARKER_CORNERS[script.color_family]
+        rows = slice(size - side, size) if bottom else slice(0, side)
+        cols = slice(size - side, size) if right else slice(0, side)
+        frames[:, rows, cols] = FAMILY_MARKER_RGB
+    palette = {**COLORS, **PALETTES["families"]}
     target = _shape_mask(script.target_shape, script.target_center, script.radius, size)
     for t in script.flash_frames():
-        frames[t][target] = COLORS[script.target_color]
+        frames[t][target] = palette[script.target_color]
     second = _shape_mask(script.second_shape, script.second_center, script.second_radius, size)
     for t in range(script.second_start, script.second_start + script.flash_length):
-        frames[t][second] = COLORS[script.second_color]
+        frames[t][second] = palette[script.second_color]
     return np.clip(frames, 0, 255).astype(np.uint8)
 
 
@@ -320,8 +386,8 @@ def _write_one(args: tuple[VideoScript, int, int, int, str]) -> None:
 
 def _questions(script: VideoScript) -> Iterator[tuple[str, dict[str, Any]]]:
     """(kind, fields) of every question about one video; kind is a TGIF task name or "open_ended"."""
-    color_q = {"question": f"what color is the {script.target_shape} ?", "answer": script.target_color,
-               "type": "color"}
+    color_q = {"question": f"what color is the {script.target_shape} ?",
+               "answer": script.annotated_color or script.target_color, "type": "color"}
     shape_q = {"question": f"what shape flashes in {script.target_color} ?", "answer": script.target_shape,
                "type": "object"}
     yield "frameqa", color_q
@@ -398,10 +464,15 @@ def make_synthetic_videoqa(
     splits: Mapping[str, float] | None = None,
     num_workers: int | None = None,
     overwrite: bool = False,
+    variant: str = "flash",
+    label_noise: float = 0.0,
 ) -> Path:
     """Write the synthetic VideoQA dataset into ``output_dir`` (layout in the module docstring); return its path.
 
-    ``splits`` maps split names to fractions of ``num_videos`` (default 70/15/15 train/val/test). Skips the work
+    ``splits`` maps split names to fractions of ``num_videos`` (default 70/15/15 train/val/test). ``variant``:
+    ``"flash"`` (6 unrelated colours, the default and the study's control) or ``"families"`` (9 colours in 3
+    families, the family visible throughout; module docstring). ``label_noise``: the fraction of training colour
+    questions annotated with a wrong colour (within the family for ``"families"``). Skips the work
     if ``output_dir`` already holds a complete dataset generated with the same parameters; raises ValueError if
     it holds one with other parameters (unless ``overwrite``). ``num_workers`` processes encode the videos
     (default: up to 2).
@@ -411,9 +482,16 @@ def make_synthetic_videoqa(
         raise ValueError(f"image_size must be even and >= 16, got {image_size}")
     if not 0 < min_frames <= max_frames:
         raise ValueError(f"need 0 < min_frames <= max_frames, got {min_frames}, {max_frames}")
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if not 0.0 <= label_noise < 1.0:
+        raise ValueError(f"label_noise must be a fraction in [0, 1), got {label_noise}")
     _check_min_frames(min_frames)
     params = {"version": GENERATOR_VERSION, "num_videos": num_videos, "seed": seed, "image_size": image_size,
               "min_frames": min_frames, "max_frames": max_frames, "fps": fps, "splits": splits}
+    # only when not the defaults, so folders generated before these options stay valid
+    params.update({key: value for key, value in (("variant", variant), ("label_noise", label_noise))
+                   if value != {"variant": "flash", "label_noise": 0.0}[key]})
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     marker = out / MARKER_FILE
@@ -426,7 +504,7 @@ def make_synthetic_videoqa(
                                  f"({marker.read_text().strip()}); use another folder or overwrite=True")
             marker.unlink()
             shutil.rmtree(out / "videos", ignore_errors=True)
-        scripts = _scripts(num_videos, seed, image_size, min_frames, max_frames, splits)
+        scripts = _scripts(num_videos, seed, image_size, min_frames, max_frames, splits, variant, label_noise)
         _write_videos(out / "videos", scripts, seed, image_size, fps, num_workers)
         _write_annotations(out, scripts, list(splits))
         _write_jsonl(out / META_FILE, [asdict(s) for s in scripts])
@@ -460,11 +538,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fps", type=int, default=10)
     parser.add_argument("--num-workers", type=int, default=None)
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--variant", choices=VARIANTS, default="flash")
+    parser.add_argument("--label-noise", type=float, default=0.0)
     args = parser.parse_args(argv)
     path = make_synthetic_videoqa(args.output_dir, num_videos=args.num_videos, seed=args.seed,
                                   image_size=args.image_size, min_frames=args.min_frames,
                                   max_frames=args.max_frames, fps=args.fps, num_workers=args.num_workers,
-                                  overwrite=args.overwrite)
+                                  overwrite=args.overwrite, variant=args.variant, label_noise=args.label_noise)
     print(f"synthetic VideoQA dataset ready in {path}")
 
 

@@ -179,3 +179,68 @@ def test_command_line_writes_a_dataset(tmp_path, capsys):
 def test_too_short_videos_are_refused(tmp_path):
     with pytest.raises(ValueError, match="min_frames"):
         make_synthetic_videoqa(tmp_path, num_videos=3, min_frames=20, max_frames=30)
+
+
+FAMILIES = {**SMALL, "num_videos": 30, "variant": "families", "label_noise": 0.4}
+
+
+@pytest.fixture(scope="module")
+def families_dataset(tmp_path_factory) -> Path:
+    return make_synthetic_videoqa(tmp_path_factory.mktemp("families") / "data", seed=0, image_size=32, **FAMILIES)
+
+
+def test_default_variant_keeps_the_parameters_of_folders_generated_before_variants(small_dataset):
+    assert set(json.loads((small_dataset / MARKER_FILE).read_text())) == {
+        "version", "num_videos", "seed", "image_size", "min_frames", "max_frames", "fps", "splits"}
+
+
+def test_families_variant_uses_nine_colours_in_three_families_balanced_per_split():
+    scripts = synthetic._scripts(90, 0, 32, 48, 96, {"train": 1.0}, "families")
+    counts = Counter(s.target_color for s in scripts)
+    assert set(counts) == set(synthetic.FAMILY_OF) and len(counts) == 9 and set(counts.values()) == {10}
+    assert all(synthetic.FAMILY_OF[s.target_color] == s.color_family for s in scripts)
+    assert all(s.second_color in synthetic.FAMILY_OF for s in scripts)
+
+
+def test_family_marker_is_visible_in_every_frame_in_the_familys_corner(families_dataset):
+    side = round(synthetic.FAMILY_MARKER_SIZE * 32)
+    for line in (families_dataset / META_FILE).read_text().splitlines()[:6]:
+        meta = json.loads(line)
+        frames = read_clips(families_dataset / "videos" / f"{meta['video_id']}.mp4",
+                            np.arange(meta["num_frames"])[None])[0].astype(int)
+        corners = {(0, 0): frames[:, 1:side - 1, 1:side - 1], (0, 1): frames[:, 1:side - 1, -side + 1:-1],
+                   (1, 0): frames[:, -side + 1:-1, 1:side - 1], (1, 1): frames[:, -side + 1:-1, -side + 1:-1]}
+        marked = synthetic.FAMILY_MARKER_CORNERS[meta["color_family"]]
+        for corner, pixels in corners.items():
+            # the target may flash over the marker: look at the frames without events
+            quiet = np.median(pixels, axis=(0, 1, 2))
+            assert (np.abs(quiet - synthetic.FAMILY_MARKER_RGB).max() < 30) == (corner == marked), (meta, corner)
+
+
+def test_label_noise_changes_that_fraction_of_training_colours_within_the_family_and_nothing_else(families_dataset):
+    meta = [json.loads(line) for line in (families_dataset / META_FILE).read_text().splitlines()]
+    train = [m for m in meta if m["split"] == "train"]
+    noisy = [m for m in train if m["annotated_color"] is not None]
+    assert len(noisy) == round(FAMILIES["label_noise"] * len(train))
+    assert all(m["annotated_color"] != m["target_color"] for m in noisy)
+    assert all(synthetic.FAMILY_OF[m["annotated_color"]] == m["color_family"] for m in noisy)
+    assert all(m["annotated_color"] is None for m in meta if m["split"] != "train")
+    annotations = {split: [json.loads(line) for line in (families_dataset / "tgif_qa" / f"frameqa_{split}.jsonl")
+                           .read_text().splitlines() if "color" in line.split('"answer_type"')[1]]
+                   for split in ("train", "test")}
+    truth = {m["video_id"]: m for m in meta}
+    for split, rows in annotations.items():
+        for row in rows:
+            m = truth[row["gif_name"]]
+            assert row["answer"] == (m["annotated_color"] or m["target_color"]), (split, row)
+    shape_rows = [json.loads(line) for line in (families_dataset / "tgif_qa" / "frameqa_train.jsonl").read_text()
+                  .splitlines()]
+    assert all(row["answer"] == truth[row["gif_name"]]["target_shape"] for row in shape_rows
+               if row["answer_type"] == "object")  # shape questions stay clean
+
+
+def test_unknown_variant_and_bad_noise_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="variant must be one of"):
+        make_synthetic_videoqa(tmp_path, num_videos=3, variant="stripes")
+    with pytest.raises(ValueError, match="label_noise"):
+        make_synthetic_videoqa(tmp_path, num_videos=3, label_noise=1.0)
