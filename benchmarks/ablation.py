@@ -144,8 +144,8 @@ def with_label_noise(rows: list[dict[str, Any]], fraction: float) -> list[dict[s
 
 def as_batch(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     """Columns for ``VideoQATransform``; ``video_path`` holds the decoded frames (read_clips takes arrays)."""
-    columns = {key: [row[key] for row in rows] for key in ("num_frames", "question", "question_id", "label", "answer_type")}
-    columns["video_path"] = [_frames(row["video_path"], row["num_frames"]) for row in rows]
+    columns = {key: [row[key] for row in rows] for key in ("num_video_frames", "question", "question_id", "label", "answer_type")}
+    columns["video_path"] = [_frames(row["video_path"], row["num_video_frames"]) for row in rows]
     return columns
 
 

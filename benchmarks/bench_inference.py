@@ -59,7 +59,7 @@ def build_pipeline(setup: dict) -> VideoQuestionAnsweringPipeline:
 def time_clips(pipe: VideoQuestionAnsweringPipeline, video: str, num_clips: int, frames: int, repeats: int) -> dict:
     sampler = SiameseSampler(num_frames=frames, num_siamese_clips=0)
     model, processor = pipe.model, pipe.processor
-    call_kwargs = {"num_clips": num_clips}
+    call_kwargs = {"num_eval_clips": num_clips}
     inputs = {"video": video, "question": QUESTION, "choices": None}
     state: dict = {}
 
@@ -67,7 +67,7 @@ def time_clips(pipe: VideoQuestionAnsweringPipeline, video: str, num_clips: int,
         pipe(video=video, question=QUESTION, **call_kwargs)
 
     def stage_preprocess():
-        state["pre"] = pipe.preprocess(inputs, sampler=sampler, num_clips=num_clips)
+        state["pre"] = pipe.preprocess(inputs, sampler=sampler, num_eval_clips=num_clips)
 
     def stage_forward():
         state["out"] = pipe.forward(dict(state["pre"]))
@@ -82,8 +82,9 @@ def time_clips(pipe: VideoQuestionAnsweringPipeline, video: str, num_clips: int,
         processor(videos=state["clips"], text=QUESTION, return_tensors="pt")
 
     def fresh_plain_inputs():  # untimed, right before plain_forward
-        prepared = pipe.preprocess(inputs, sampler=sampler, num_clips=num_clips)
-        state["plain"] = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in prepared.items()}
+        prepared = pipe.preprocess(inputs, sampler=sampler, num_eval_clips=num_clips)
+        state["plain"] = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in prepared.items()
+                          if k != "task"}  # the pipeline's own bookkeeping (which head answers)
 
     def plain_forward():
         with torch.no_grad():

@@ -14,10 +14,12 @@ from .builders import (
 from .loading import (
     BUILDERS,
     DATASETS,
+    JOINT,
     VideoQATaskInfo,
     align_answer_labels,
     dataset_info,
     dataset_task,
+    dataset_tasks,
     drop_short_videos,
     get_builder,
     load_answer_vocab,
@@ -30,6 +32,7 @@ from .transforms import ReplaceUnreadableVideos, VideoQATransform
 __all__ = [
     "BUILDERS",
     "DATASETS",
+    "JOINT",
     "MSRVTTQA",
     "MSVDQA",
     "TASKS",
@@ -45,6 +48,7 @@ __all__ = [
     "build_answer_vocab",
     "dataset_info",
     "dataset_task",
+    "dataset_tasks",
     "drop_short_videos",
     "get_builder",
     "load_answer_vocab",

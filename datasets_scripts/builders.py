@@ -15,7 +15,7 @@ answer vocabulary from the train split.
 
 Columns of every example: ``video_id``, ``video_path`` (str: stored relative to ``data_dir`` in the prepared
 dataset, so that ``data_dir`` can move with it, and absolute in what ``as_dataset`` returns; see
-:func:`resolve_video_paths`), ``num_frames`` (int32), ``question``,
+:func:`resolve_video_paths`), ``num_video_frames`` (int32), ``question``,
 ``question_id`` (the release's own id where it has one, else ``"<split>-<line>"``; unique per split: a repeated
 release id is renamed ``<id>#<k>``, with a warning), ``answer`` (the answer text, for every task),
 ``answer_type`` (str), and per task:
@@ -28,7 +28,7 @@ release id is renamed ``<id>#<k>``, with a warning), ``answer`` (the answer text
 * count: ``count`` (float32).
 
 How2QA adds ``start``/``end`` (float32 seconds), ``start_frame`` (int32) and ``window_past_end`` (bool):
-``num_frames`` then counts the frames of that window, which starts at ``start_frame`` of the video.
+``num_video_frames`` then counts the frames of that window, which starts at ``start_frame`` of the video.
 
 Open-ended answers are whitespace-stripped and lower-cased. Options (builder kwargs):
 ``answer_vocab_size`` (K of the top-K answer vocabulary, default 1000 as the paper for MSRVTT-QA),
@@ -84,7 +84,7 @@ TASKS = (OPEN_ENDED, MULTIPLE_CHOICE, COUNT)
 _ANNOTATION_SUFFIXES = {".json", ".jsonl", ".csv", ".tsv"}
 _REPORT_EXAMPLES = 5
 MANIFEST_FILE = "video_manifest.json"  # written by `siasamrea probe DATA_DIR` into DATA_DIR
-_MANIFEST_FORMAT = 1
+_MANIFEST_FORMAT = 2  # 2: num_video_frames
 _VIDEO_SUBDIRS = ("videos", "video", "gifs")  # every builder's videos folder names, for `siasamrea probe`
 
 
@@ -111,19 +111,19 @@ def _frames_or_error(path: str) -> int | str:
 
 
 def _probe_entry(path: str) -> tuple[str, dict[str, Any]]:
-    """``(path, {"num_frames", "fps"})`` of one video, or ``(path, {"error": message})``, with the file's size and
+    """``(path, {"num_video_frames", "fps"})`` of one video, or ``(path, {"error": message})``, with the file's size and
     mtime (what a manifest entry is checked against). Runs in the probing processes."""
     stat = os.stat(path)
     try:
         probe = probe_video(path)
-        entry: dict[str, Any] = {"num_frames": probe.num_frames, "fps": probe.fps}
+        entry: dict[str, Any] = {"num_video_frames": probe.num_video_frames, "fps": probe.fps}
     except VideoDecodeError as error:
         entry = {"error": str(error)}
     return path, {**entry, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
 def probe_videos(paths: Iterable[str], num_proc: int | None = None, desc: str = "probing videos") -> dict[str, dict]:
-    """Probe each video once: ``{path: {"num_frames", "fps", "size", "mtime_ns"}}`` (``{"error", ...}`` for one that
+    """Probe each video once: ``{path: {"num_video_frames", "fps", "size", "mtime_ns"}}`` (``{"error", ...}`` for one that
     cannot be read), in ``num_proc`` processes (default: this one), with a progress bar over all of them."""
     paths = sorted(set(paths))
     results: dict[str, dict] = {}
@@ -175,7 +175,7 @@ def write_video_manifest(data_dir: str | os.PathLike, video_dir: str | None = No
                          num_proc: int | None = None) -> Path:
     """Probe every video of ``data_dir``'s videos folder(s) (``video_dir``, absolute or relative to ``data_dir``, else
     each of ``videos/``, ``video/``, ``gifs/`` present) and write ``data_dir/video_manifest.json``: per video (key: its
-    path relative to ``data_dir``) ``num_frames``, ``fps`` (null for frame folders), ``size`` and ``mtime_ns``, or
+    path relative to ``data_dir``) ``num_video_frames``, ``fps`` (null for frame folders), ``size`` and ``mtime_ns``, or
     ``error`` for one that cannot be read. Entries of an earlier manifest whose file has not changed are kept
     without probing again. Builders then read frame counts from it instead of opening every video."""
     data_dir = Path(os.path.abspath(data_dir))
@@ -251,7 +251,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
     BUILDER_CONFIG_CLASS = VideoQAConfig
     # 1.1.0: release question ids kept, How2QA window_past_end, TGIF-QA ClipBERT val read as test
     # 1.2.0: video_path stored relative to data_dir
-    VERSION = datasets.Version("1.2.0")
+    VERSION = datasets.Version("1.3.0")  # 1.3: num_video_frames
     DATASET_NAME: ClassVar[str]
     NUM_CHOICES: ClassVar[int | None] = None
     ANNOTATION_SUBDIRS: ClassVar[tuple[str, ...]] = ("", "txt", "annotations")
@@ -288,7 +288,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
 
     def _window(self, record: dict[str, Any], video_path: str, total_frames: int) -> dict[str, Any]:
         """Frame-window columns of an example; by default the whole video."""
-        return {"num_frames": total_frames}
+        return {"num_video_frames": total_frames}
 
     def _extra_features(self) -> dict[str, datasets.Value]:
         """Columns a dataset adds to the shared ones."""
@@ -382,7 +382,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         entries.update(probe_videos([p for p in todo if p not in entries], self.num_proc,
                                     desc=f"probing {self.DATASET_NAME}/{split} videos"))
         for path, entry in entries.items():
-            self._probed["frames", path] = entry["error"] if "error" in entry else entry["num_frames"]
+            self._probed["frames", path] = entry["error"] if "error" in entry else entry["num_video_frames"]
             if entry.get("fps"):
                 self._probed["fps", path] = entry["fps"]
 
@@ -401,7 +401,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         features: dict[str, Any] = {
             "video_id": datasets.Value("string"),
             "video_path": datasets.Value("string"),
-            "num_frames": datasets.Value("int32"),
+            "num_video_frames": datasets.Value("int32"),
             "question": datasets.Value("string"),
             "question_id": datasets.Value("string"),
             "answer": datasets.Value("string"),
@@ -464,7 +464,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
                 continue
             stored = _stored_video_path(path, self.data_path, self.config.video_dir)
             example = {"video_path": stored, **self._window(record, path, total), **record}
-            if example["num_frames"] < self.config.min_video_frames:
+            if example["num_video_frames"] < self.config.min_video_frames:
                 short.append(record["video_id"])
                 continue
             if self.config.task == OPEN_ENDED:
@@ -609,7 +609,7 @@ class How2QA(VideoQABuilder):
 
     Each csv row (no header): ``vid_id,[start:end],wrong1,wrong2,wrong3,question,correct``; the release has no
     question id, so ``question_id`` is ``<vid_id>_<line>``. The four answers are put in a fixed pseudo-random
-    order per question (seeded by its id) so the correct one is not always first. ``num_frames`` counts the
+    order per question (seeded by its id) so the correct one is not always first. ``num_video_frames`` counts the
     frames of the [start, end] window (at least one), which starts at frame ``start_frame`` = floor(start * fps)
     of the video; the video's fps is probed once at build time. A window ending after the video is cut at its
     last frame.
@@ -662,9 +662,9 @@ class How2QA(VideoQABuilder):
         fps = self._probe_once("fps", video_path, frame_rate)
         start_frame = int(record["start"] * fps)
         if start_frame >= total_frames:  # no frame of the window exists: the whole video (the row counts wrong)
-            return {"num_frames": total_frames, "start_frame": 0, "window_past_end": True}
+            return {"num_video_frames": total_frames, "start_frame": 0, "window_past_end": True}
         end_frame = min(max(math.ceil(record["end"] * fps), start_frame + 1), total_frames)
-        return {"num_frames": end_frame - start_frame, "start_frame": start_frame, "window_past_end": False}
+        return {"num_video_frames": end_frame - start_frame, "start_frame": start_frame, "window_past_end": False}
 
     def _unanswerable(self, example: dict[str, Any]) -> str | None:
         return "a window past the end of its video" if example["window_past_end"] else None

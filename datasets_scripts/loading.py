@@ -1,9 +1,13 @@
 """One entry point for every VideoQA dataset: ``load_videoqa(name, data_dir, split, config)``.
 
 Names: ``msrvtt_qa``, ``msvd_qa``, ``activitynet_qa``, ``how2qa``, ``tgif_qa`` (configs ``action``,
-``transition``, ``frameqa``, ``count``) and ``synthetic`` (configs ``open_ended`` (default, read as MSRVTT-QA),
-``frameqa``, ``action``, ``transition``, ``count`` (read as TGIF-QA); generated into ``data_dir`` first if
-it is not there yet).
+``transition``, ``frameqa``, ``count``, and ``all``: the four together) and ``synthetic`` (configs ``open_ended``
+(default, read as MSRVTT-QA), ``frameqa``, ``action``, ``transition``, ``count`` and ``all`` (read as TGIF-QA);
+generated into ``data_dir`` first if it is not there yet).
+
+``config="all"`` gives the paper's joint TGIF-QA data: the four tasks' examples in one dataset with a ``task``
+column (``action``, ``transition``, ``frameqa``, ``count``) and the union of their columns (``choices`` is empty and
+``label`` -1 where a task has none, ``count`` is -1 outside the count task); ``dataset_tasks`` names each task's type.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from .synthetic import MARKER_FILE, make_synthetic_videoqa
 __all__ = [
     "BUILDERS",
     "DATASETS",
+    "JOINT",
     "VideoQATaskInfo",
     "align_answer_labels",
     "dataset_info",
     "dataset_task",
+    "dataset_tasks",
     "drop_short_videos",
     "get_builder",
     "load_answer_vocab",
@@ -60,6 +66,8 @@ _SYNTHETIC: dict[str, tuple[type[VideoQABuilder], str, str | None]] = {
     "count": (TGIFQA, "tgif_qa", "count"),
 }
 DATASETS: tuple[str, ...] = (*BUILDERS, "synthetic")  # every name load_videoqa knows
+JOINT = "all"  # the config that gives every TGIF-QA task at once
+_JOINT_TASKS = ("action", "transition", "frameqa", "count")  # of tgif_qa and of synthetic's TGIF files
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,36 @@ def dataset_info(name: str, config: str | None = None) -> VideoQATaskInfo:
 
 def dataset_task(name: str, config: str | None = None) -> str:
     """``dataset_info(name, config).task``: "open_ended", "multiple_choice" or "count"."""
+    if config == JOINT:
+        raise ValueError(f"{name} config {JOINT!r} holds several tasks: see dataset_tasks()")
     return dataset_info(name, config).task
+
+
+def dataset_tasks(name: str, config: str | None = None) -> dict[str, str] | None:
+    """``{task name: task type}`` of a joint dataset (``config="all"``), None for a single-task one."""
+    if config != JOINT:
+        dataset_info(name, config)  # unknown dataset or config: ValueError
+        return None
+    if name not in ("tgif_qa", "synthetic"):
+        raise ValueError(f"config {JOINT!r} (every TGIF-QA task at once) is for tgif_qa and synthetic, not {name}")
+    return {task: dataset_info(name, task).task for task in _JOINT_TASKS}
+
+
+def _load_joint(name: str, data_dir: str | os.PathLike, split: str, **kwargs: Any) -> datasets.Dataset:
+    """The four TGIF-QA tasks' examples of one split in one dataset, with a ``task`` column (see the module)."""
+    parts = {task: load_videoqa(name, data_dir, split, config=task, **kwargs) for task in _JOINT_TASKS}
+    features = datasets.Features({"task": datasets.Value("string")})
+    for part in parts.values():
+        features.update(part.features)
+    features.update(choices=datasets.List(datasets.Value("string")), label=datasets.Value("int64"),
+                    count=datasets.Value("float32"))
+    filler = {"choices": [], "label": -1, "count": -1.0}
+
+    def unify(task: str, part: datasets.Dataset) -> datasets.Dataset:
+        missing = {column: value for column, value in filler.items() if column not in part.column_names}
+        return part.map(lambda _: {"task": task, **missing}, features=features, desc=f"{task} into the joint set")
+
+    return datasets.concatenate_datasets([unify(task, part) for task, part in parts.items()])
 
 
 def get_builder(name: str, data_dir: str | os.PathLike, config: str | None = None,
@@ -140,6 +177,9 @@ def load_videoqa(name: str, data_dir: str | os.PathLike, split: str, config: str
         from .streaming import load_videoqa_shards
 
         return load_videoqa_shards(data_dir, split, name=name, config=config)
+    if config == JOINT:
+        dataset_tasks(name, config)  # only TGIF-QA has tasks to join
+        return _load_joint(name, data_dir, split, cache_dir=cache_dir, **options)
     builder = get_builder(name, data_dir, config=config, cache_dir=cache_dir, **options)
     builder.download_and_prepare()
     splits = list(builder.info.splits or {})
@@ -173,22 +213,32 @@ def load_answer_vocab(name: str, data_dir: str | os.PathLike, config: str | None
 
 
 
-def align_answer_labels(dataset: datasets.Dataset, label2id: dict[str, int]) -> tuple[datasets.Dataset, int]:
+def align_answer_labels(dataset: datasets.Dataset, label2id: dict[str, int],
+                        task: str | None = None) -> tuple[datasets.Dataset, int]:
     """Open-ended ``label`` ids re-read from each example's ``answer`` text in a model's vocabulary ``label2id``.
 
     The dataset's own ids index its top-K train answers, which a saved model may order differently or not know:
     scoring those ids against the model's outputs would name answers wrongly. Answers outside ``label2id`` get -1
-    (ignored by the loss, counted wrong). Returns the dataset (``features["label"].names`` is the model's
-    vocabulary) and how many of its answers the model does not know.
+    (ignored by the loss, counted wrong). With ``task`` (a joint dataset) only that task's rows are re-read.
+    Returns the dataset (for a single-task dataset ``features["label"].names`` is the model's vocabulary) and how
+    many of the re-read answers the model does not know.
     """
     names = sorted(label2id, key=label2id.get)
-    if dataset.features["label"].names == names:  # the model's vocabulary is the dataset's: nothing to re-read
+    label_feature = dataset.features["label"]
+    if task is None and getattr(label_feature, "names", None) == names:  # the dataset's vocabulary is the model's
         return dataset, sum(label < 0 for label in dataset["label"])
     features = dataset.features.copy()
-    features["label"] = datasets.ClassLabel(names=names)
-    aligned = dataset.map(lambda answers: {"label": [label2id.get(a, -1) for a in answers]}, input_columns="answer",
-                          batched=True, features=features, desc="answers -> the model's answer ids")
-    return aligned, sum(label < 0 for label in aligned["label"])
+    if task is None:
+        features["label"] = datasets.ClassLabel(names=names)
+
+    def read(batch: dict[str, list]) -> dict[str, list[int]]:
+        tasks = batch["task"] if task is not None else [None] * len(batch["answer"])
+        return {"label": [label2id.get(answer, -1) if row_task == task else label
+                          for answer, label, row_task in zip(batch["answer"], batch["label"], tasks)]}
+
+    aligned = dataset.map(read, batched=True, features=features, desc="answers -> the model's answer ids")
+    tasks = aligned["task"] if task is not None else [None] * len(aligned)
+    return aligned, sum(label < 0 for label, row_task in zip(aligned["label"], tasks) if row_task == task)
 
 
 def drop_short_videos(dataset: datasets.Dataset, min_video_frames: int) -> datasets.Dataset:
@@ -196,7 +246,7 @@ def drop_short_videos(dataset: datasets.Dataset, min_video_frames: int) -> datas
     many were dropped (the paper's TGIF-QA pretraining uses 40, on the training split only)."""
     if min_video_frames <= 0:
         return dataset
-    kept = dataset.filter(lambda frames: [n >= min_video_frames for n in frames], input_columns="num_frames",
+    kept = dataset.filter(lambda frames: [n >= min_video_frames for n in frames], input_columns="num_video_frames",
                           batched=True, desc=f"videos of >= {min_video_frames} frames")
     logger.warning("min_video_frames=%d: dropped %d of %d examples (%d videos) with shorter videos", min_video_frames,
                    len(dataset) - len(kept), len(dataset), len(set(dataset["video_path"])) - len(set(kept["video_path"])))

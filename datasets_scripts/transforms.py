@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from modeling_siasamrea.tasks import IGNORE_INDEX
+from modeling_siasamrea.tasks import TaskType, get_task_type
 from modeling_siasamrea.sampling import SiameseSampler
 from modeling_siasamrea.video_io import VideoDecodeError, read_clips
 
-from .builders import COUNT, MULTIPLE_CHOICE, TASKS
 
 __all__ = ["ReplaceUnreadableVideos", "VideoQATransform"]
 
@@ -43,8 +42,12 @@ class VideoQATransform:
     the label is -100, so the question stays in the evaluated set and counts as wrong (``unreadable`` is True);
     ``input_ids`` / ``attention_mask`` / ``token_type_ids`` LongTensors (L,) or, for multiple choice,
     (num_choices, L) padded only across the choices of that question; ``labels``: LongTensor() answer id
-    (open-ended; -100, ignored by the loss, out of vocabulary) or index of the correct choice, FloatTensor() count for the count task;
-    the ``question_id`` / ``answer_type`` / ``video_path`` strings and the ``unreadable`` flag.
+    (open-ended; -100, ignored by the loss, out of vocabulary) or index of the correct choice, FloatTensor() count for
+    the count task (the task type's ``label``); the ``question_id`` / ``answer_type`` / ``video_path`` strings, the
+    ``unreadable`` flag and ``task`` (the row's task in a joint dataset, else None).
+
+    ``task`` is the task type of every row (``"open_ended"``, ``"multiple_choice"``, ``"count"``), or, for a joint
+    dataset (``load_videoqa(..., config="all")``), ``{task name: task type}`` read through each row's ``task``.
 
     Randomness: after ``set_epoch(epoch)`` (the training script's callback calls it at every epoch), each
     example's clips are a function of ``(seed, epoch, question_id)`` alone: fresh every epoch, and the same
@@ -64,7 +67,7 @@ class VideoQATransform:
         processor: Any,
         sampler: SiameseSampler,
         train: bool,
-        task: str,
+        task: str | dict[str, str],
         num_eval_clips: int = 1,
         max_length: int = 40,
         seed: int | None = None,
@@ -72,14 +75,13 @@ class VideoQATransform:
         max_failure_rate: float = 0.5,
         failure_window: int = 200,
     ) -> None:
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        self.task_types = {name: get_task_type(kind) for name, kind in task.items()} if isinstance(task, dict) else None
+        self.task_type = get_task_type(task) if isinstance(task, str) else None
         if num_eval_clips < 1:
             raise ValueError(f"num_eval_clips must be >= 1, got {num_eval_clips}")
         self.processor = processor
         self.sampler = sampler
         self.train = train
-        self.task = task
         self.num_eval_clips = num_eval_clips
         self.max_length = max_length
         self.seed = seed
@@ -111,12 +113,12 @@ class VideoQATransform:
             self._rng, self._rng_key = np.random.default_rng(entropy), key
         return self._rng
 
-    def frame_indices(self, num_frames: int, start_frame: int = 0, question_id: str = "") -> np.ndarray:
+    def frame_indices(self, num_video_frames: int, start_frame: int = 0, question_id: str = "") -> np.ndarray:
         """(clips, frames) indices into the video file: siamese clips in training, evaluation clips otherwise."""
         if self.train:
-            indices = self.sampler.sample(num_frames, self._generator(question_id))
+            indices = self.sampler.sample(num_video_frames, self._generator(question_id))
         else:
-            indices = self.sampler.sample_eval(num_frames, num_clips=self.num_eval_clips)
+            indices = self.sampler.sample_eval(num_video_frames, num_eval_clips=self.num_eval_clips)
         return indices + start_frame
 
     def _pixel_values(self, video_path: str, indices: np.ndarray) -> torch.Tensor | None:
@@ -147,10 +149,10 @@ class VideoQATransform:
         raise RuntimeError(f"{reason}; last failures: {failed[-_REPORT_FILES:]} (last error: {error}); check the "
                            "videos folder and the decoder") from error
 
-    def _blank_clips(self, num_frames: int) -> torch.Tensor:
+    def _blank_clips(self, num_video_frames: int) -> torch.Tensor:
         """Stand-in `pixel_values` of an unreadable evaluation video: zeros shaped like its clips would be."""
         size = self.processor.image_processor.max_image_size
-        return torch.zeros(self.num_eval_clips, self.sampler.frames_per_clip(num_frames), 3, size, size)
+        return torch.zeros(self.num_eval_clips, self.sampler.frames_per_clip(num_video_frames), 3, size, size)
 
     def _text(self, question: str, choices: list[str] | None) -> dict[str, torch.Tensor]:
         """Token ids of one question (or of its question-choice pairs), unpadded across examples."""
@@ -158,32 +160,36 @@ class VideoQATransform:
                                   max_length=self.max_length, padding="longest", return_tensors="pt")
         return {key: encoding[key][0].long() for key in TEXT_KEYS}
 
-    def _label(self, example: dict[str, Any]) -> torch.Tensor:
-        if self.task == COUNT:
-            return torch.tensor(float(example["count"]), dtype=torch.float32)
-        label = int(example["label"])  # -1: answer outside the vocabulary, ignored by the loss, counted wrong
-        return torch.tensor(label if label >= 0 else IGNORE_INDEX, dtype=torch.long)
+    def _task_type(self, example: dict[str, Any]) -> TaskType:
+        """The task type of a row: the transform's, or that of the row's task in a joint dataset."""
+        if self.task_types is None:
+            return self.task_type
+        if example.get("task") not in self.task_types:
+            raise ValueError(f"a row of task {example.get('task')!r}, but this transform knows {sorted(self.task_types)}")
+        return self.task_types[example["task"]]
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         """Transform a batch of examples (columns of lists) into model inputs (columns of lists)."""
         out: dict[str, list[Any]] = {key: [] for key in ("pixel_values", *TEXT_KEYS, "labels", "question_id",
-                                                         "answer_type", "video_path", "unreadable")}
+                                                         "answer_type", "video_path", "unreadable", "task")}
         for i in range(len(batch["video_path"])):
             example = {key: values[i] for key, values in batch.items()}
             start_frame = int(example.get("start_frame") or 0)
-            indices = self.frame_indices(int(example["num_frames"]), start_frame, str(example["question_id"]))
+            indices = self.frame_indices(int(example["num_video_frames"]), start_frame, str(example["question_id"]))
             pixel_values = self._pixel_values(example["video_path"], indices)
-            label = self._label(example)
+            task_type = self._task_type(example)
+            label = task_type.label(example)  # -1 in the data: an unknown answer, ignored by the loss, counted wrong
             unreadable = pixel_values is None
             if unreadable and not self.train:  # kept, and counted wrong: the evaluated question set never shrinks
-                pixel_values = self._blank_clips(int(example["num_frames"]))
-                label = torch.full_like(label, IGNORE_INDEX) if self.task != COUNT else label
+                pixel_values = self._blank_clips(int(example["num_video_frames"]))
+                label = task_type.unanswerable(label)
             out["pixel_values"].append(pixel_values)
-            choices = example["choices"] if self.task == MULTIPLE_CHOICE else None
+            choices = example["choices"] if task_type.takes_choices else None
             for key, value in self._text(example["question"], choices).items():
                 out[key].append(value)
             out["labels"].append(label)
             out["unreadable"].append(unreadable)
+            out["task"].append(example.get("task"))
             for key in ("question_id", "answer_type", "video_path"):
                 out[key].append(example[key])
         return out
@@ -194,7 +200,8 @@ class ReplaceUnreadableVideos(torch.utils.data.Dataset):
 
     A batch keeps its size and every process takes the same number of steps (DDP cannot hang on a short rank). The
     replacement of index i is drawn from ``(seed, epoch, i, attempt)`` alone, so a resumed run replaces exactly as an
-    uninterrupted one. Each example carries ``num_replaced``, the number of unreadable videos it stands in for (the
+    uninterrupted one, and among the examples that share i's ``group_keys`` entry (its task, its clip length) when
+    batches are grouped. Each example carries ``num_replaced``, the number of unreadable videos it stands in for (the
     trainer sums and logs them). Whether to abort is the transform's call (its failure-rate rule); as a last guard,
     ``max_attempts`` failures in a row for one index raise, naming the files.
 
@@ -202,12 +209,14 @@ class ReplaceUnreadableVideos(torch.utils.data.Dataset):
         dataset: a ``datasets.Dataset`` with a training :class:`VideoQATransform` (or anything whose items have
             ``pixel_values`` None when their video failed, and a ``video_path``).
         seed: seed of the replacement draws.
+        group_keys: one key per example; a replacement has its example's key.
     """
 
-    def __init__(self, dataset: Any, seed: int = 0, max_attempts: int = 20) -> None:
+    def __init__(self, dataset: Any, seed: int = 0, max_attempts: int = 20, group_keys: list | None = None) -> None:
         self.dataset = dataset
         self.seed = seed
         self.max_attempts = max_attempts
+        self.group_keys = group_keys
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -217,10 +226,13 @@ class ReplaceUnreadableVideos(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def replacement_index(self, index: int, attempt: int) -> int:
-        """The example drawn in place of ``index`` after ``attempt`` failures (never ``index`` itself if avoidable)."""
-        rng = np.random.default_rng([self.seed, self.epoch, index, attempt])
-        other = int(rng.integers(0, max(1, len(self.dataset) - 1)))
-        return other + (other >= index and len(self.dataset) > 1)
+        """The example drawn in place of ``index`` after ``attempt`` failures: another one of its group if there is."""
+        if self.group_keys is None:
+            candidates = range(len(self.dataset))
+        else:
+            candidates = [i for i, key in enumerate(self.group_keys) if key == self.group_keys[index]]
+        others = [i for i in candidates if i != index] or [index]
+        return others[int(np.random.default_rng([self.seed, self.epoch, index, attempt]).integers(len(others)))]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         example, failed = self.dataset[index], []

@@ -124,7 +124,7 @@ class SiaSamReaConfig(PreTrainedConfig):
         if self.tasks:
             self.task = None
             self.tasks = {name: self._task_spec(name, dict(spec)) for name, spec in self.tasks.items()}
-        elif self.task == "open_ended":
+        elif self.task in TASK_TYPES and TASK_TYPES[self.task].has_vocabulary:
             if self.num_answers is not None and self.num_answers != self.num_labels:
                 raise ValueError(
                     f"num_answers={self.num_answers} does not match id2label, which has {self.num_labels} answers."
@@ -137,9 +137,9 @@ class SiaSamReaConfig(PreTrainedConfig):
         """A checked entry of `tasks`: its type, its answers (open-ended only) and its loss weight."""
         task_type = get_task_type(spec.get("type"))
         answers = spec.get("answers")
-        if task_type.name == "open_ended":
+        if task_type.has_vocabulary:
             if not answers:
-                raise ValueError(f"task {name!r} is open-ended and needs its answer vocabulary in 'answers'")
+                raise ValueError(f"task {name!r} is {task_type.name} and needs its answer vocabulary in 'answers'")
         elif answers is not None:
             raise ValueError(f"task {name!r} is {task_type.name}: it takes no 'answers'")
         weight = float(spec.get("loss_weight", 1.0))
@@ -173,7 +173,7 @@ class SiaSamReaConfig(PreTrainedConfig):
     def answers(self, task: str | None = None) -> dict[int, str] | None:
         """`{id: answer}` of an open-ended task (`id2label` for a single-task model), else None."""
         name = self.resolve_task(task)
-        if self.task_type(name).name != "open_ended":
+        if not self.task_type(name).has_vocabulary:
             return None
         if self.tasks:
             return dict(enumerate(self.tasks[name]["answers"]))
@@ -219,7 +219,7 @@ class SiaSamReaConfig(PreTrainedConfig):
                 f"got {self.siamese_loss_weight_warmup}",
             ),
             (
-                self.task != "open_ended" or self.num_labels >= 1,
+                self.task not in TASK_TYPES or not TASK_TYPES[self.task].has_vocabulary or self.num_labels >= 1,
                 f"an open-ended model needs num_answers >= 1, got {self.num_labels}",
             ),
         ]

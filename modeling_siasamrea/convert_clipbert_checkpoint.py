@@ -35,6 +35,7 @@ from .image_processing_siasamrea import SiaSamReaImageProcessor
 from .modeling_siasamrea import SiaSamReaForVideoQuestionAnswering
 from .pipeline_siasamrea import save_pipeline_folder
 from .processing_siasamrea import SiaSamReaProcessor
+from .tasks import get_task_type
 
 logger = logging.getLogger(__name__)
 
@@ -271,28 +272,23 @@ def _head_config(
     state_dict: Mapping[str, torch.Tensor], task: str | None, id2label: Mapping[int, str] | None, keep_task_head: bool
 ) -> dict[str, Any]:
     """`task` / `id2label` for the config, checked against the checkpoint's classifier when it is kept."""
-    if task is not None and task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
     head = state_dict.get(f"{TASK_HEAD_PREFIX}2.weight") if keep_task_head else None
-    if head is None:
-        task = task or "open_ended"
-    else:
-        outputs = head.shape[0]
-        if task is None:
-            if outputs == 1:
-                raise ValueError(
-                    "the checkpoint's classifier has one output: ClipBERT's multiple-choice (TGIF action/transition) "
-                    "or count head; pass task='multiple_choice' or task='count'"
-                )
-            task = "open_ended"
-        if (task == "open_ended") == (outputs == 1):
-            raise ValueError(f"a {task} model cannot take the checkpoint's {outputs}-output classifier")
-        if task == "open_ended" and id2label is not None and len(id2label) != outputs:
+    outputs = None if head is None else head.shape[0]
+    if task is None and outputs == 1:
+        raise ValueError(
+            "the checkpoint's classifier has one output: ClipBERT's multiple-choice (TGIF action/transition) "
+            "or count head; pass task='multiple_choice' or task='count'"
+        )
+    task_type = get_task_type(task or "open_ended")  # ClipBERT's QA checkpoints are open-ended unless said
+    if outputs is not None:
+        if task_type.has_vocabulary == (outputs == 1):
+            raise ValueError(f"a {task_type.name} model cannot take the checkpoint's {outputs}-output classifier")
+        if task_type.has_vocabulary and id2label is not None and len(id2label) != outputs:
             raise ValueError(f"the answer vocabulary has {len(id2label)} answers, the classifier {outputs} outputs")
-        if task == "open_ended" and id2label is None:
+        if task_type.has_vocabulary and id2label is None:
             id2label = {i: f"LABEL_{i}" for i in range(outputs)}
-    config = {"task": task}
-    if task == "open_ended" and id2label is not None:
+    config = {"task": task_type.name}
+    if task_type.has_vocabulary and id2label is not None:
         config["id2label"] = {int(i): label for i, label in id2label.items()}
         config["label2id"] = {label: i for i, label in config["id2label"].items()}
     return config

@@ -1,8 +1,10 @@
 """PyTorch SiaSamRea: ClipBERT's video/text encoders and multimodal transformer with the siamese training head."""
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -92,6 +94,15 @@ class SiaSamReaPreTrainedModel(PreTrainedModel):
         if isinstance(attn_implementation, str):
             attn_implementation = {"": attn_implementation, "text_config": attn_implementation}
         super().set_attn_implementation(attn_implementation, allow_all_kernels=allow_all_kernels)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """`PreTrainedModel.save_pretrained`, and the folder loads as a `video-question-answering` pipeline too (with
+        `trust_remote_code=True` and a saved processor): the config names the pipeline, and because this method
+        imports the pipeline's module, transformers copies its code next to the model's."""
+        from .pipeline_siasamrea import custom_pipelines
+
+        self.config.custom_pipelines = custom_pipelines()
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -340,6 +351,34 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         """The answer head of a task (the only one of a single-task model)."""
         name = self.config.resolve_task(task)
         return self.classifier[name] if self.config.tasks else self.classifier
+
+    def set_answer_vocabulary(self, answers: list[str], task: str | None = None, reinit: bool = False) -> int:
+        """Give an open-ended task the answer vocabulary `answers` (the answer of each id), in place.
+
+        The rows of the head's last layer of answers both vocabularies share are kept, under their new ids; the other
+        rows start from the model's initialisation (all of them with `reinit`). Returns how many rows were kept.
+        """
+        name = self.config.resolve_task(task)
+        old = self.config.answers(name)
+        if old is None:
+            raise ValueError(f"task {name!r} is {self.config.task_type(name).name}: it has no answer vocabulary")
+        old_ids = {answer: i for i, answer in old.items()}
+        last = self.answer_head(name)[-1]  # Linear(2h, old K)
+        fresh = nn.Linear(last.in_features, len(answers), dtype=last.weight.dtype, device=last.weight.device)
+        self._init_weights(fresh)
+        kept = [] if reinit else [(new, old_ids[answer]) for new, answer in enumerate(answers) if answer in old_ids]
+        with torch.no_grad():
+            for new, previous in kept:
+                fresh.weight[new] = last.weight[previous]
+                fresh.bias[new] = last.bias[previous]
+        self.answer_head(name)[-1] = fresh
+        if self.config.tasks:
+            self.config.tasks[name]["answers"] = list(answers)
+        else:
+            self.config.id2label = dict(enumerate(answers))
+            self.config.label2id = {answer: i for i, answer in enumerate(answers)}
+            self.config.num_answers = len(answers)
+        return len(kept)
 
     @classmethod
     def from_vision_text_pretrained(

@@ -118,21 +118,21 @@ class SiameseSampler:
         starts = np.concatenate([[anchor_start], anchor_start + self.siamese_offsets(length)])
         return self._clips(length, starts, stride)
 
-    def sample_eval(self, num_video_frames: int, num_clips: int = 1) -> np.ndarray:
-        """Deterministic evaluation indices, int64 of shape (num_clips, B).
+    def sample_eval(self, num_video_frames: int, num_eval_clips: int = 1) -> np.ndarray:
+        """Deterministic evaluation indices, int64 of shape (num_eval_clips, B).
 
         One clip: B frames spread uniformly over the whole video, ``round(linspace(0, L - 1, B))``
         (first and last frame included). Several clips (ClipBERT-style dense inference): clips with the
-        training stride δ whose starts are ``round(linspace(0, L - 1 - (B - 1)δ, num_clips))``, so the first
+        training stride δ whose starts are ``round(linspace(0, L - 1 - (B - 1)δ, num_eval_clips))``, so the first
         clip starts at frame 0 and the last one ends at the end of the video.
         E.g. L = 100, B = 4: one clip -> ``[[0, 33, 66, 99]]``; two clips (δ = 22) -> ``[[0, 22, 44, 66],
         [33, 55, 77, 99]]``.
         """
         length = _check_length(num_video_frames)
-        num_clips = _check_int("num_clips", num_clips, 1)
-        if num_clips == 1:
+        num_eval_clips = _check_int("num_eval_clips", num_eval_clips, 1)
+        if num_eval_clips == 1:
             grid = np.linspace(0, length - 1, self.frames_per_clip(length))
             return np.floor(grid + 0.5).astype(np.int64)[None, :]
         stride = self.stride(length)
-        starts = np.floor(np.linspace(0, self._last_start(length, stride), num_clips) + 0.5)
+        starts = np.floor(np.linspace(0, self._last_start(length, stride), num_eval_clips) + 0.5)
         return self._clips(length, starts, stride)

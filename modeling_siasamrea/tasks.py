@@ -2,7 +2,8 @@
 
 A task type owns its head's output size, the ground-truth loss (Eq. 6 / Eq. 7 / MSE), the predictions P that enter
 Eq. 3-5 and the distance of L_siamese, how the scores of several clips are combined, how one dataset row becomes a
-label, how the pipeline words an answer, which metric scores it and what the predictions file says. The siamese
+label, how the pipeline words an answer, which metric scores it and what the predictions file says. (Which columns a
+dataset of each task type has is the data layer's business: datasets_scripts/builders.py.) The siamese
 objective itself (Eq. 1-5, Eq. 8) is shared by all of them (`siamese_reasoning.py`, `SiaSamReaForVideoQuestionAnswering`).
 
 Adding a task type is one subclass of `TaskType` plus one line in `TASK_TYPES` (see docs/design.md, "Adding a task").
@@ -16,6 +17,7 @@ from torch import nn
 
 IGNORE_INDEX = -100
 AGGREGATIONS = ("mean", "max", "lse")
+DEFAULT_TOP_K = 5  # answers an open-ended question gets unless the caller asks for another number
 
 
 def aggregate_clip_logits(clip_logits: torch.Tensor, aggregation: str = "mean") -> torch.Tensor:
@@ -63,6 +65,7 @@ class TaskType:
     metric_for_best_model: ClassVar[str]
     greater_is_better: ClassVar[bool] = True
     takes_choices: ClassVar[bool] = False  # one text per choice: input_ids (batch, num_choices, L)
+    has_vocabulary: ClassVar[bool] = False  # answers are classes of a fixed vocabulary (the head has one per answer)
 
     def num_outputs(self, num_answers: int | None) -> int:
         """Outputs of the head's last layer per text."""
@@ -130,10 +133,6 @@ class TaskType:
         return {"prediction": prediction, "score": float(probs[index]), "label": row["answer"],
                 "correct": index == label}
 
-    def features(self, answers: list[str] | None) -> dict[str, Any]:
-        """The dataset columns of this task type's examples (`datasets` features)."""
-        raise NotImplementedError
-
 
 class OpenEnded(TaskType):
     """Classification over a fixed answer vocabulary (Eq. 6, cross-entropy)."""
@@ -142,6 +141,7 @@ class OpenEnded(TaskType):
     metric = "videoqa_accuracy"
     metric_for_best_model = "accuracy"
     label_kind = "answer ids"
+    has_vocabulary = True
 
     def num_outputs(self, num_answers: int | None) -> int:
         if not num_answers:
@@ -153,13 +153,8 @@ class OpenEnded(TaskType):
         return nn.functional.cross_entropy(scores, labels) if len(labels) else _no_loss(scores)
 
     def answer(self, scores, id2label, choices, top_k):
-        probs, indices = scores.softmax(dim=-1).topk(min(top_k or 5, scores.numel()))
+        probs, indices = scores.softmax(dim=-1).topk(min(top_k or DEFAULT_TOP_K, scores.numel()))
         return [{"answer": id2label[i], "score": p} for p, i in zip(probs.tolist(), indices.tolist())]
-
-    def features(self, answers):
-        import datasets
-
-        return {"label": datasets.ClassLabel(names=list(answers))}
 
 
 class MultipleChoice(TaskType):
@@ -179,11 +174,6 @@ class MultipleChoice(TaskType):
         probs = scores[: len(choices)].softmax(dim=-1)  # choices padded in by batching are dropped
         probs, indices = probs.topk(min(top_k or len(choices), len(choices)))
         return [{"choice": choices[i], "index": i, "score": p} for p, i in zip(probs.tolist(), indices.tolist())]
-
-    def features(self, answers):
-        import datasets
-
-        return {"choices": datasets.List(datasets.Value("string")), "label": datasets.Value("int64")}
 
 
 class Count(TaskType):
@@ -210,9 +200,9 @@ class Count(TaskType):
         return nn.functional.mse_loss(soft_labels.squeeze(-1), labels.to(soft_labels.dtype))
 
     def aggregate(self, clip_scores: torch.Tensor, aggregation: str = "mean") -> torch.Tensor:
-        if aggregation != "mean":
-            raise ValueError(f"counts of several clips are averaged; aggregation {aggregation!r} applies to scores")
-        return clip_scores.mean(dim=1)
+        if aggregation == "lse":  # a log-sum-exp of counts is no count
+            raise ValueError("the counts of several clips are combined with aggregation 'mean' or 'max', not 'lse'")
+        return super().aggregate(clip_scores, aggregation)
 
     def label(self, example):
         return torch.tensor(float(example["count"]), dtype=torch.float32)
@@ -221,7 +211,7 @@ class Count(TaskType):
         return label  # left out of the MSE by the `unreadable` flag
 
     def metric_predictions(self, logits: np.ndarray) -> np.ndarray:
-        return logits.reshape(-1)
+        return logits.reshape(len(logits), -1)[:, 0]  # the count; columns beyond it pad a joint model's wider tasks
 
     def answer(self, scores, id2label, choices, top_k):
         count = scores.reshape(-1)[0].item()
@@ -232,11 +222,6 @@ class Count(TaskType):
         rounded = max(0, round(value))
         return {"prediction": rounded, "score": value, "label": float(row["count"]),
                 "correct": rounded == float(row["count"]) and not unreadable}
-
-    def features(self, answers):
-        import datasets
-
-        return {"count": datasets.Value("float32")}
 
 
 TASK_TYPES: dict[str, TaskType] = {task.name: task for task in (OpenEnded(), MultipleChoice(), Count())}

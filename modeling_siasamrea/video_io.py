@@ -79,7 +79,7 @@ class VideoBytes(bytes):
 class VideoProbe(NamedTuple):
     """What probing a video tells without decoding a frame: its length and, for a video file, its frame rate."""
 
-    num_frames: int
+    num_video_frames: int
     fps: float | None
 
 
@@ -88,7 +88,7 @@ class _Source(NamedTuple):
     video file, its average frame rate."""
 
     name: str
-    num_frames: int
+    num_video_frames: int
     get_frames: Callable[[np.ndarray], np.ndarray]
     fps: float | None = None
 
@@ -232,7 +232,7 @@ def _pyav_source(name: str, target: str | bytes, max_size: int | None, num_threa
         if not container.streams.video:
             raise VideoDecodeError(f"{name}: no video stream")
         stream = container.streams.video[0]
-        num_frames = sum(1 for packet in container.demux(stream) if packet.size)
+        num_video_frames = sum(1 for packet in container.demux(stream) if packet.size)
         fps = float(stream.average_rate) if stream.average_rate else None
 
     def get_frames(indices: np.ndarray) -> np.ndarray:
@@ -251,10 +251,10 @@ def _pyav_source(name: str, target: str | bytes, max_size: int | None, num_threa
                         break
         if len(frames) < len(wanted):
             raise VideoDecodeError(f"{name}: the decoder stopped before frame {wanted[len(frames)]} although "
-                                   f"{num_frames} frames were counted (a damaged stream?)")
+                                   f"{num_video_frames} frames were counted (a damaged stream?)")
         return np.stack(frames)
 
-    return _Source(name, num_frames, get_frames, fps)
+    return _Source(name, num_video_frames, get_frames, fps)
 
 
 def _to_numpy(frames: Any) -> np.ndarray:
@@ -321,7 +321,7 @@ def _open(video: VideoInput, max_size: int | None = None, num_threads: int | Non
     if source is None:
         threads = decoder_threads() if num_threads is None else num_threads
         source = _file_source(video, max_size, threads, backend, device)
-    if source.num_frames == 0:
+    if source.num_video_frames == 0:
         raise VideoDecodeError(f"{source.name}: video has no frames")
     return source
 
@@ -390,12 +390,12 @@ def _guarded(name: str, fn: Callable[[], Any]) -> Any:
 def probe_video(video: VideoInput, backend: str | None = None) -> VideoProbe:
     """Frame count and frame rate (None for frame folders and arrays) of ``video``, without decoding any frame."""
     source = _open(video, backend=backend)
-    return VideoProbe(source.num_frames, source.fps if source.fps is not None and source.fps > 0 else None)
+    return VideoProbe(source.num_video_frames, source.fps if source.fps is not None and source.fps > 0 else None)
 
 
 def count_frames(video: VideoInput, backend: str | None = None) -> int:
     """Number of frames L of ``video`` (any input kind of :func:`read_clips`) without decoding any frame."""
-    return _open(video, backend=backend).num_frames
+    return _open(video, backend=backend).num_video_frames
 
 
 def frame_rate(video: str | os.PathLike | bytes | bytearray | memoryview, backend: str | None = None) -> float:
@@ -430,8 +430,8 @@ def read_clips(video: VideoInput, indices: np.ndarray, max_size: int | None = No
         raise ValueError(f"indices must be a non-empty (num_clips, frames) integer array, got shape "
                          f"{indices.shape} dtype {indices.dtype}")
     source = _open(video, max_size=max_size, num_threads=num_threads, backend=backend, device=device)
-    if indices.min() < 0 or indices.max() >= source.num_frames:
-        raise VideoDecodeError(f"{source.name}: frame indices must lie in [0, {source.num_frames}), got "
+    if indices.min() < 0 or indices.max() >= source.num_video_frames:
+        raise VideoDecodeError(f"{source.name}: frame indices must lie in [0, {source.num_video_frames}), got "
                                f"[{indices.min()}, {indices.max()}]")
     unique, inverse = np.unique(indices, return_inverse=True)
     frames = _guarded(source.name, lambda: source.get_frames(unique))

@@ -1,5 +1,6 @@
-"""Run by `test_training.py` under `accelerate launch` (training/accelerate/cpu_2proc.yaml): the real training
-entry point on CPU with DDP, recording which training examples each rank saw and a checksum of its parameters."""
+"""Run by the tests under `accelerate launch` (training/accelerate/cpu_2proc.yaml): the real training entry point on
+CPU with DDP, recording which training examples each rank saw and a checksum of its parameters. Arguments: the data
+folder, the output folder, then any run_videoqa arguments that replace the defaults below."""
 
 import json
 import sys
@@ -9,7 +10,7 @@ import torch
 
 from training import run_videoqa
 
-record: dict = {"question_ids": []}
+record: dict = {"question_ids": [], "tasks": []}
 
 
 def checksum(model: torch.nn.Module) -> str:
@@ -22,6 +23,7 @@ class RecordingTransform(run_videoqa.VideoQATransform):
     def __call__(self, batch):
         if self.train:
             record["question_ids"].extend(batch["question_id"])
+            record["tasks"].extend(batch.get("task", [None] * len(batch["question_id"])))
         return super().__call__(batch)
 
 
@@ -45,7 +47,7 @@ def main() -> None:
         "--output_dir", str(out_dir / "run"), "--num_siamese_clips", "2", "--num_frames", "4",
         "--max_train_samples", "16", "--per_device_train_batch_size", "4", "--num_train_epochs", "1",
         "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false", "--do_eval", "false",
-        "--disable_tqdm", "true", "--use_cpu", "true",
+        "--disable_tqdm", "true", "--use_cpu", "true", *sys.argv[3:],
     ])
     (out_dir / f"rank{record['rank']}.json").write_text(json.dumps(record))
 

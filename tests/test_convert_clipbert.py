@@ -379,5 +379,5 @@ def test_fine_tuning_starts_from_the_converted_folder(tmp_path):
     vocab = load_answer_vocab("synthetic", data_dir, config="open_ended")
     config = json.loads((output_dir / "config.json").read_text())
     assert config["num_answers"] == len(vocab) and set(config["id2label"].values()) == set(vocab)
-    saved = json.loads((output_dir / "preprocessor_config.json").read_text())
-    assert (saved["channel_order"], saved["do_rescale"], saved["image_mean"]) == ("BGR", False, CLIPBERT_IMAGE_MEAN)
+    saved = SiaSamReaProcessor.from_pretrained(output_dir).image_processor
+    assert (saved.channel_order, saved.do_rescale, list(saved.image_mean)) == ("BGR", False, CLIPBERT_IMAGE_MEAN)

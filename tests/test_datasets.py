@@ -109,10 +109,10 @@ def test_msrvtt_qa_reads_clipbert_jsonl_and_probes_frame_counts(tmp_path, video_
     train = builder.as_dataset("train")
     names = train.features["label"].names
     assert names == ["dog", "cat"]
-    assert train[0] == {"video_id": "long", "video_path": str(data_dir / "videos" / "long.mp4"), "num_frames": 60,
+    assert train[0] == {"video_id": "long", "video_path": str(data_dir / "videos" / "long.mp4"), "num_video_frames": 60,
                         "question": "what is 0?", "question_id": "train-0", "answer": "dog",
                         "answer_type": "what", "label": 0}
-    assert train["num_frames"] == [60, 30, 12]
+    assert train["num_video_frames"] == [60, 30, 12]
     assert builder.as_dataset("val")[0]["question_id"] == "q0"
 
 
@@ -163,9 +163,9 @@ def test_how2qa_reads_the_official_csv_with_clip_windows(tmp_path, video_files):
     assert set(builder.info.splits) == {"train", "val"}
     train = builder.as_dataset("train")
     first = train[0]
-    assert (first["start"], first["end"], first["start_frame"], first["num_frames"]) == (1.0, 3.5, 10, 25)
-    assert (train[1]["start_frame"], train[1]["num_frames"]) == (20, 1)  # at least one frame
-    assert (train[2]["start_frame"], train[2]["num_frames"]) == (55, 5)  # clipped to the video's 60 frames
+    assert (first["start"], first["end"], first["start_frame"], first["num_video_frames"]) == (1.0, 3.5, 10, 25)
+    assert (train[1]["start_frame"], train[1]["num_video_frames"]) == (20, 1)  # at least one frame
+    assert (train[2]["start_frame"], train[2]["num_video_frames"]) == (55, 5)  # clipped to the video's 60 frames
     assert sorted(first["choices"]) == ["right", "w1", "w2", "w3"]
     assert all(row["choices"][row["label"]] == row["answer"] for row in train)
     assert len(set(train["label"])) > 1  # the correct answer is not always first
@@ -229,7 +229,7 @@ def test_tgif_qa_reads_the_original_tsv_files(tmp_path, video_files, config):
     assert set(builder.info.splits) == {"train", "test"}
     row = builder.as_dataset("test")[0]
     assert row["question_id"] == TGIF_TSV_ROWS[config][0][-2 if config != "frameqa" else -3]
-    assert row["video_path"] == str(data_dir / "gifs" / "long.mp4") and row["num_frames"] == 60
+    assert row["video_path"] == str(data_dir / "gifs" / "long.mp4") and row["num_video_frames"] == 60
     if config in ("action", "transition"):
         assert len(row["choices"]) == 5 and row["answer"] == row["choices"][row["label"]]
         assert row["answer_type"] == config
@@ -367,7 +367,7 @@ def test_transform_outputs_model_inputs_per_task(synthetic_dir, processor, tmp_p
     sampler = SiameseSampler(num_siamese_clips=3)
     train = dataset.with_transform(VideoQATransform(processor, sampler, train=True, task=task, seed=0))
     example = train[0]
-    frames = sampler.frames_per_clip(dataset[0]["num_frames"])
+    frames = sampler.frames_per_clip(dataset[0]["num_video_frames"])
     assert example["pixel_values"].shape == (4, frames, 3, 32, 32)
     assert example["pixel_values"].dtype == torch.float32
     assert example["input_ids"].dim() == text_shape and example["input_ids"].dtype == torch.long
@@ -441,7 +441,7 @@ def test_runtime_error_when_every_video_tried_fails(tmp_path, video_files, proce
 
 
 def test_transform_rejects_an_unknown_task(processor):
-    with pytest.raises(ValueError, match="task must be one of"):
+    with pytest.raises(ValueError, match="task type must be one of"):
         VideoQATransform(processor, SiameseSampler(), train=True, task="regression")
 
 

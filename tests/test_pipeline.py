@@ -140,7 +140,7 @@ def test_anchor_only_equals_plain_forward(task, pipes, models, processor, videos
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("aggregation", ["mean", "max", "lse"])
 def test_dense_inference_aggregates_clip_logits(task, aggregation, pipes, models, processor, videos):
-    indices = SiameseSampler(NUM_FRAMES, num_siamese_clips=0).sample_eval(NUM_VIDEO_FRAMES, num_clips=3)
+    indices = SiameseSampler(NUM_FRAMES, num_siamese_clips=0).sample_eval(NUM_VIDEO_FRAMES, num_eval_clips=3)
     clips = read_clips(videos["path"], indices)
     with torch.no_grad():  # one plain forward per clip
         clip_logits = torch.stack(
@@ -148,7 +148,11 @@ def test_dense_inference_aggregates_clip_logits(task, aggregation, pipes, models
         )
     combined = {"mean": clip_logits.mean(0), "max": clip_logits.max(0).values, "lse": clip_logits.logsumexp(0)}
     kwargs = {**TEXT[task], **all_scores(task)}
-    result = pipes[task](videos["path"], QUESTION, num_clips=3, aggregation=aggregation, **kwargs)
+    if task == "count" and aggregation == "lse":
+        with pytest.raises(ValueError, match="'mean' or 'max', not 'lse'"):
+            pipes[task](videos["path"], QUESTION, num_eval_clips=3, aggregation=aggregation, **kwargs)
+        return
+    result = pipes[task](videos["path"], QUESTION, num_eval_clips=3, aggregation=aggregation, **kwargs)
     torch.testing.assert_close(as_vector(task, result), expected_vector(task, combined[aggregation]))
     anchor_only = pipes[task](videos["path"], QUESTION, **kwargs)
     assert not torch.allclose(as_vector(task, anchor_only), as_vector(task, result))
@@ -225,8 +229,10 @@ BAD_INPUTS = {
         "open_ended", lambda v: dict(video=v["path"], question=QUESTION, choices=CHOICES), "choices"
     ),
     "choices for count": ("count", lambda v: dict(video=v["path"], question=QUESTION, choices=CHOICES), "choices"),
-    "num_clips 0": ("open_ended", lambda v: dict(video=v["path"], question=QUESTION, num_clips=0), "num_clips"),
-    "num_clips float": ("count", lambda v: dict(video=v["path"], question=QUESTION, num_clips=1.5), "num_clips"),
+    "num_eval_clips 0": ("open_ended", lambda v: dict(video=v["path"], question=QUESTION, num_eval_clips=0),
+                         "num_eval_clips"),
+    "num_eval_clips float": ("count", lambda v: dict(video=v["path"], question=QUESTION, num_eval_clips=1.5),
+                             "num_eval_clips"),
     "unknown aggregation": (
         "open_ended", lambda v: dict(video=v["path"], question=QUESTION, aggregation="median"), "aggregation"
     ),
@@ -275,8 +281,13 @@ def test_saved_folder_loads_in_process(task, saved, pipes, videos):
     )
 
 
-def test_saved_folder_loads_in_a_fresh_process_without_the_package(saved, pipes, videos, tmp_path):
+def test_saved_and_re_saved_folders_load_in_a_fresh_process_without_the_package(saved, pipes, videos, tmp_path):
     queries = {task: {"folder": str(saved[task]), "kwargs": {**TEXT[task], **all_scores(task)}} for task in TASKS}
+    # what push_to_hub does with a loaded model: save it again (model and processor separately, no pipeline object)
+    resaved = tmp_path / "resaved"
+    SiaSamReaForVideoQuestionAnswering.from_pretrained(saved["count"]).save_pretrained(resaved)
+    SiaSamReaProcessor.from_pretrained(saved["count"]).save_pretrained(resaved)
+    queries["resaved"] = {"folder": str(resaved), "kwargs": queries["count"]["kwargs"]}
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -299,3 +310,4 @@ def test_saved_folder_loads_in_a_fresh_process_without_the_package(saved, pipes,
     for task in TASKS:
         expected = pipes[task](videos["path"], QUESTION, **queries[task]["kwargs"])
         torch.testing.assert_close(as_vector(task, results[task]), as_vector(task, expected))
+    torch.testing.assert_close(as_vector("count", results["resaved"]), as_vector("count", results["count"]))

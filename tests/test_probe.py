@@ -67,7 +67,7 @@ def test_videos_are_probed_in_parallel_with_a_progress_bar_over_all_of_them(msrv
     assert ("probing msrvtt_qa/train videos", 3, 3) in bars
     sequential = build(msrvtt_dir, tmp_path / "sequential").as_dataset("train")
     assert pools == [2]
-    assert parallel["num_frames"] == sequential["num_frames"] == [VIDEO_LENGTHS[v] for v in parallel["video_id"]]
+    assert parallel["num_video_frames"] == sequential["num_video_frames"] == [VIDEO_LENGTHS[v] for v in parallel["video_id"]]
 
 
 def test_probe_writes_a_manifest_that_builders_read_instead_of_opening_videos(msrvtt_dir, tmp_path, monkeypatch,
@@ -76,13 +76,13 @@ def test_probe_writes_a_manifest_that_builders_read_instead_of_opening_videos(ms
     main(["probe", str(msrvtt_dir), "--num_proc", "2"])
     assert str(msrvtt_dir / MANIFEST_FILE) in capsys.readouterr().out
     manifest = read_video_manifest(msrvtt_dir)
-    assert {key: entry.get("num_frames") for key, entry in manifest.items()} == {
+    assert {key: entry.get("num_video_frames") for key, entry in manifest.items()} == {
         "videos/long.mp4": 60, "videos/mid.mp4": 30, "videos/short.mp4": 12, "videos/broken.mp4": None}
     assert manifest["videos/long.mp4"]["fps"] == pytest.approx(10)
     assert "broken.mp4" in manifest["videos/broken.mp4"]["error"]
     no_probing(monkeypatch)
     train = build(msrvtt_dir, tmp_path).as_dataset("train")
-    assert train["num_frames"] == [VIDEO_LENGTHS[v] for v in train["video_id"]]
+    assert train["num_video_frames"] == [VIDEO_LENGTHS[v] for v in train["video_id"]]
 
 
 def test_the_manifest_gives_how2qa_its_frame_rates(tmp_path, video_files, monkeypatch):
@@ -93,7 +93,7 @@ def test_the_manifest_gives_how2qa_its_frame_rates(tmp_path, video_files, monkey
     no_probing(monkeypatch)
     from_manifest = build(data_dir, tmp_path / "manifest", How2QA).as_dataset("train")
     assert from_manifest["start_frame"] == expected["start_frame"]
-    assert from_manifest["num_frames"] == expected["num_frames"]
+    assert from_manifest["num_video_frames"] == expected["num_video_frames"]
 
 
 def test_a_video_changed_after_probing_is_probed_again(msrvtt_dir, tmp_path, video_files, probes):
@@ -102,10 +102,10 @@ def test_a_video_changed_after_probing_is_probed_again(msrvtt_dir, tmp_path, vid
     shutil.copy(video_files["long"], msrvtt_dir / "videos" / "mid.mp4")  # another size and mtime
     train = build(msrvtt_dir, tmp_path).as_dataset("train")
     assert probes[3:] == [str(msrvtt_dir / "videos" / "mid.mp4")]
-    assert dict(zip(train["video_id"], train["num_frames"])) == {"long": 60, "mid": 60, "short": 12}
+    assert dict(zip(train["video_id"], train["num_video_frames"])) == {"long": 60, "mid": 60, "short": 12}
     main(["probe", str(msrvtt_dir)])  # a rerun probes only what changed
     assert probes[4:] == [str(msrvtt_dir / "videos" / "mid.mp4")]
-    assert read_video_manifest(msrvtt_dir)["videos/mid.mp4"]["num_frames"] == 60
+    assert read_video_manifest(msrvtt_dir)["videos/mid.mp4"]["num_video_frames"] == 60
 
 
 def test_a_prepared_dataset_stores_relative_paths_and_moves_with_its_data_dir(msrvtt_dir, tmp_path, monkeypatch):

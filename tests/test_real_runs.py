@@ -137,7 +137,7 @@ def test_batch_size_one_training_survives_an_unreadable_video_and_logs_it(data_d
     # the run's data, built (and its videos probed) as the run builds it; then two of its videos go bad
     data_args = run_videoqa.DataArguments(dataset_config="frameqa", data_dir=str(data_dir), answer_types=["color"],
                                           max_train_samples=8)
-    train, val, _ = run_videoqa.load_data(data_args, "open_ended", training=True, evaluating=True)
+    train, val = run_videoqa.load_data(data_args, training=True, evaluating=True)
     corrupt(data_dir, train[0]["video_path"])
     corrupt(data_dir, val[0]["video_path"])
     predictions = tmp_path / "predictions.jsonl"
@@ -201,29 +201,40 @@ def test_align_answer_labels_reads_ids_from_the_answer_text_and_counts_unknown_a
     assert unknown == sum(a not in label2id for a in dataset["answer"]) > 0
 
 
-def test_fine_tuning_on_a_new_vocabulary_keeps_the_rows_of_shared_answers(caplog):
+def test_a_new_answer_vocabulary_keeps_the_rows_of_shared_answers():
     model = SiaSamReaForVideoQuestionAnswering(tiny_config(id2label={0: "red", 1: "green", 2: "blue"}, num_answers=3))
     old = model.classifier[-1].weight.detach().clone()
-    with caplog.at_level(logging.WARNING):
-        run_videoqa.adapt_answer_head(model, {0: "blue", 1: "pink", 2: "red", 3: "cyan"})
+    assert model.set_answer_vocabulary(["blue", "pink", "red", "cyan"]) == 2
     new = model.classifier[-1].weight
     assert new.shape[0] == 4 and model.config.label2id == {"blue": 0, "pink": 1, "red": 2, "cyan": 3}
     assert torch.equal(new[0], old[2]) and torch.equal(new[2], old[0])
     assert not torch.equal(new[1], old[1])
-    assert "kept the rows of the 2 answers shared" in caplog.text and "2 of 4 answers start from scratch" in caplog.text
-    run_videoqa.adapt_answer_head(model, {0: "blue", 1: "pink", 2: "red", 3: "cyan"}, reinit=True)
+    assert model.set_answer_vocabulary(["blue", "pink", "red", "cyan"], reinit=True) == 0
     assert not torch.equal(model.classifier[-1].weight[0], old[2])
 
 
+def test_fine_tuning_a_saved_model_on_a_new_vocabulary_says_what_it_kept(saved_model, caplog):
+    saved = SiaSamReaForVideoQuestionAnswering.from_pretrained(saved_model)
+    answers = [*list(saved.config.id2label.values())[:2], "a new answer"]
+    with caplog.at_level(logging.WARNING):
+        model = run_videoqa.load_saved_model(str(saved_model), {"open_ended": {"type": "open_ended",
+                                                                                "answers": answers}}, {}, False)
+    assert model.config.id2label == dict(enumerate(answers))
+    assert torch.equal(model.classifier[-1].weight[:2], saved.classifier[-1].weight[:2])
+    assert "kept the rows of the 2 answers shared" in caplog.text and "1 of 3 answers start from scratch" in caplog.text
+
+
 def test_a_saved_model_of_another_task_is_rejected(saved_model):
-    with pytest.raises(ValueError, match="holds a open_ended model, but this dataset is a count task"):
-        run_videoqa.load_saved_model(str(saved_model), "count", None, {}, reinit_answer_head=False)
+    with pytest.raises(ValueError, match=r"holds a model for tasks \{'open_ended': 'open_ended'\}, but this data has "
+                                         r"\{'count': 'count'\}"):
+        run_videoqa.load_saved_model(str(saved_model), {"count": {"type": "count"}}, {}, reinit_answer_head=False)
 
 
 def test_another_number_of_siamese_clips_restarts_only_the_clip_weights(saved_model, caplog):
     saved = SiaSamReaForVideoQuestionAnswering.from_pretrained(saved_model)
     with caplog.at_level(logging.WARNING):
-        model = run_videoqa.load_saved_model(str(saved_model), "open_ended", None, {"num_siamese_clips": 4}, False)
+        model = run_videoqa.load_saved_model(str(saved_model), {"open_ended": {"type": "open_ended"}},
+                                             {"num_siamese_clips": 4}, False)
     assert model.siamese_head.clip_weight_logits.shape == (2, 5) and not model.siamese_head.clip_weight_logits.any()
     assert "start uniform" in caplog.text
     assert torch.equal(model.classifier[-1].weight, saved.classifier[-1].weight)
@@ -234,12 +245,12 @@ def test_another_number_of_siamese_clips_restarts_only_the_clip_weights(saved_mo
 
 def test_min_video_frames_filters_the_training_split_only(pristine_dir):
     data_args = run_videoqa.DataArguments(dataset_config="frameqa", data_dir=str(pristine_dir))
-    full_train, full_eval, _ = run_videoqa.load_data(data_args, "open_ended", training=True, evaluating=True)
-    threshold = int(np.median(full_train["num_frames"])) + 1
+    full_train, full_eval = run_videoqa.load_data(data_args, training=True, evaluating=True)
+    threshold = int(np.median(full_train["num_video_frames"])) + 1
     data_args.min_video_frames = threshold
-    train, evaluation, _ = run_videoqa.load_data(data_args, "open_ended", training=True, evaluating=True)
-    assert 0 < len(train) < len(full_train) and min(train["num_frames"]) >= threshold
-    assert len(evaluation) == len(full_eval) and min(evaluation["num_frames"]) < threshold
+    train, evaluation = run_videoqa.load_data(data_args, training=True, evaluating=True)
+    assert 0 < len(train) < len(full_train) and min(train["num_video_frames"]) >= threshold
+    assert len(evaluation) == len(full_eval) and min(evaluation["num_video_frames"]) < threshold
 
 
 # ---------------------------------------------------------------- model card and cluster settings

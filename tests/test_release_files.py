@@ -88,7 +88,7 @@ def test_tgif_qa_builds_from_gifs_and_reads_clipberts_val_file_as_test(tgif_dir,
     test, val = builder.as_dataset("test"), builder.as_dataset("val")
     assert test.to_list() == val.to_list()
     assert test["question_id"] == ["val-0", "val-1"]  # ClipBERT's lines carry no id: file split and line
-    assert test["num_frames"] == [GIF_LENGTHS[name] for name in test["video_id"]]
+    assert test["num_video_frames"] == [GIF_LENGTHS[name] for name in test["video_id"]]
     assert test["video_path"][0].endswith("gifs/tumblr_fixtureb2_400.gif")
     assert caplog.text.count("split 'test' reads action_val.jsonl") == 1
     assert "dropped" not in caplog.text
@@ -100,7 +100,7 @@ def test_every_tgif_config_evaluates_on_a_split_the_documented_layout_has(config
     config = yaml.safe_load((CONFIGS / config_file).read_text())
     eval_set = load_videoqa("tgif_qa", tgif_dir, config["eval_split"], config=config["dataset_config"],
                             cache_dir=tmp_path / "cache")
-    assert len(eval_set) > 0 and set(eval_set["num_frames"]) <= set(GIF_LENGTHS.values())
+    assert len(eval_set) > 0 and set(eval_set["num_video_frames"]) <= set(GIF_LENGTHS.values())
     if config["dataset_config"] == "count":
         assert eval_set["question_id"] == ["COUNT4"] and eval_set["count"] == [2.0]  # the tsv's vid_id
 
@@ -110,7 +110,7 @@ def test_gif_examples_through_the_training_transform_in_two_workers(tgif_dir, tm
     sampler = SiameseSampler(num_frames=4, num_siamese_clips=2)
     evaluation = VideoQATransform(processor, sampler, train=False, task="open_ended")
     example = dataset.with_transform(evaluation)[1]
-    indices = evaluation.frame_indices(dataset[1]["num_frames"])
+    indices = evaluation.frame_indices(dataset[1]["num_video_frames"])
     expected = processor(videos=[av_decode(gifs[dataset[1]["video_id"]])[indices]], return_tensors="pt")
     assert torch.equal(example["pixel_values"], expected["pixel_values"][0])
     training = VideoQATransform(processor, sampler, train=True, task="open_ended", seed=0)
@@ -156,10 +156,10 @@ def test_how2qa_windows_past_the_end_are_dropped_from_train_and_counted_wrong_in
     assert train["window_past_end"] == [False, False]
     assert "how2qa/train: kept 2 examples, dropped 1 with a window past the end of its video" in caplog.text
     past = val[1]  # [150.0:170.0] on a 6 s video
-    assert (past["window_past_end"], past["label"], past["start_frame"], past["num_frames"]) == (True, -1, 0, 60)
+    assert (past["window_past_end"], past["label"], past["start_frame"], past["num_video_frames"]) == (True, -1, 0, 60)
     assert "how2qa/val: kept 1 with a window past the end of its video" in caplog.text
     assert "counted wrong" in caplog.text
-    assert val["label"][0] >= 0 and val[0]["num_frames"] == 15  # [0.5:2.0] at 10 fps
+    assert val["label"][0] >= 0 and val[0]["num_video_frames"] == 15  # [0.5:2.0] at 10 fps
     # end to end: an oracle that picks the right text every time still scores the past-end row wrong
     transform = VideoQATransform(processor, SiameseSampler(num_frames=2, num_siamese_clips=0), train=False,
                                  task="multiple_choice")

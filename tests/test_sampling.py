@@ -144,8 +144,8 @@ def test_eval_single_clip_is_deterministic_and_spans_the_whole_video(length, num
 @pytest.mark.parametrize("length", [3, 40, 100, 599])
 def test_eval_dense_clips_are_uniformly_placed_with_the_training_stride(length):
     sampler = SiameseSampler(num_frames=5, num_siamese_clips=8)
-    clips = sampler.sample_eval(length, num_clips=4)
-    assert clips.shape == (4, 5) and (clips == sampler.sample_eval(length, num_clips=4)).all()
+    clips = sampler.sample_eval(length, num_eval_clips=4)
+    assert clips.shape == (4, 5) and (clips == sampler.sample_eval(length, num_eval_clips=4)).all()
     assert clips.min() >= 0 and clips.max() < length
     if length >= 5:
         assert (np.diff(clips, axis=1) == sampler.stride(length)).all()
@@ -191,9 +191,9 @@ def test_constructor_rejects_bad_arguments(kwargs, field):
         SiameseSampler(**kwargs)
 
 
-def test_sample_eval_rejects_bad_num_clips():
-    with pytest.raises(ValueError, match="num_clips"):
-        SiameseSampler().sample_eval(100, num_clips=0)
+def test_sample_eval_rejects_bad_num_eval_clips():
+    with pytest.raises(ValueError, match="num_eval_clips"):
+        SiameseSampler().sample_eval(100, num_eval_clips=0)
 
 
 def test_sampling_module_is_pure_numpy():

@@ -94,7 +94,7 @@ def test_two_process_ddp_with_activation_checkpointing_survives_switches_and_a_b
     data_dir = Path(shutil.copytree(synthetic_dir, tmp_path / "data", symlinks=True))
     data_args = run_videoqa.DataArguments(dataset_config="frameqa", data_dir=str(data_dir), answer_types=["color"],
                                           max_train_samples=6)
-    train, _, _ = run_videoqa.load_data(data_args, "open_ended", training=True, evaluating=False)
+    train, _ = run_videoqa.load_data(data_args, training=True, evaluating=False)
     (data_dir / "videos" / Path(train[0]["video_path"]).name).write_bytes(b"truncated download")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     result = subprocess.run(

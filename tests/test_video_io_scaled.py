@@ -157,7 +157,7 @@ def test_torchcodec_backend_keeps_the_read_clips_contract(videos, max_size):
     frames = read_clips(videos["landscape"], CLIPS, max_size=max_size, backend="torchcodec", num_threads=1)
     assert isinstance(frames, np.ndarray) and frames.dtype == np.uint8 and frames.shape == expected.shape
     assert np.abs(frames.astype(int) - expected).mean() < 3
-    assert probe_video(videos["landscape"], backend="torchcodec").num_frames == 20
+    assert probe_video(videos["landscape"], backend="torchcodec").num_video_frames == 20
 
 
 def test_video_bytes_are_named_in_messages_and_pickle_whole(videos):

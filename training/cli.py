@@ -14,8 +14,8 @@ def _predict(args: argparse.Namespace) -> None:
     import modeling_siasamrea  # noqa: F401  (registers the task and the local classes)
 
     vqa = pipeline("video-question-answering", model=args.model, trust_remote_code=True)
-    result = vqa(video=args.video, question=args.question, choices=args.choices, top_k=args.top_k,
-                 num_clips=args.num_clips, aggregation=args.aggregation)
+    result = vqa(video=args.video, question=args.question, choices=args.choices, task=args.task, top_k=args.top_k,
+                 num_eval_clips=args.num_eval_clips, aggregation=args.aggregation)
     print(json.dumps(result, indent=2))
 
 
@@ -30,7 +30,7 @@ def _eval(args: argparse.Namespace, extra: list[str]) -> None:
 
     argv = ["--model_name_or_path", args.model, "--dataset_name", args.dataset_name, "--output_dir", args.output_dir,
             "--eval_split", args.split, "--num_eval_clips", str(args.num_eval_clips), "--do_train", "false"]
-    for name in ("dataset_config", "data_dir", "num_frames", "predictions"):
+    for name in ("dataset_config", "data_dir", "num_frames", "predictions", "task"):
         if getattr(args, name) is not None:
             argv += [f"--{'predictions_file' if name == 'predictions' else name}", str(getattr(args, name))]
     metrics = run_videoqa.main(argv + extra)
@@ -50,6 +50,7 @@ def _visualize(args: argparse.Namespace) -> None:
     path = visualize_siamese_example(
         SiaSamReaForVideoQuestionAnswering.from_pretrained(args.model), SiaSamReaProcessor.from_pretrained(args.model),
         args.video, args.question, label=args.label, choices=args.choices, output_path=args.output, seed=args.seed,
+        task=args.task,
     )
     print(f"wrote {path}")
 
@@ -91,10 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="answer a question about a video (anchor clip only by default)")
     predict.add_argument("video", help="video file, folder of frames")
     predict.add_argument("question")
-    predict.add_argument("--choices", nargs="+", help="answer choices (multiple-choice models)")
+    predict.add_argument("--choices", nargs="+", help="answer choices (multiple-choice tasks)")
+    predict.add_argument("--task", help="which task of a joint model answers (e.g. count); single-task models need none")
     predict.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or Hub id (default: {DEFAULT_MODEL})")
     predict.add_argument("--top_k", type=int, default=5, help="answers to show (open-ended)")
-    predict.add_argument("--num_clips", type=int, default=1, help="1 = anchor clip only; >1 = dense inference")
+    predict.add_argument("--num_eval_clips", type=int, default=1, help="1 = anchor clip only; >1 = dense inference")
     predict.add_argument("--aggregation", default="mean", choices=["mean", "max", "lse"], help="dense inference")
 
     train = commands.add_parser("train", help="fine-tune: training/run_videoqa.py CONFIG [--key value ...]",
@@ -111,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num_frames")
     evaluate.add_argument("--num_eval_clips", type=int, default=1, help=">1: dense evaluation")
     evaluate.add_argument("--output_dir", default="outputs/eval")
+    evaluate.add_argument("--task", help="the joint model's task that answers single-task data (e.g. count)")
     evaluate.add_argument("--predictions", metavar="FILE",
                           help="write one JSON line per question: question_id, answer_type, prediction, score, label, "
                                "correct")
@@ -124,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     visualize.add_argument("question")
     visualize.add_argument("--label", help="ground-truth answer (or choice, or count)")
     visualize.add_argument("--choices", nargs="+")
+    visualize.add_argument("--task", help="which task of a joint model")
     visualize.add_argument("--model", default=DEFAULT_MODEL)
     visualize.add_argument("--output", default="siamese_example.png")
     visualize.add_argument("--seed", type=int, default=0)

@@ -22,14 +22,16 @@ SIAMESE_FIELDS = (
 )
 # The Hub has no video-question-answering pipeline tag; VQA is the closest one it knows (answers from a vocabulary).
 PIPELINE_TAG = "visual-question-answering"
-# Results that go into the model-index: name -> (metric type, display name). Counters, runtimes and throughputs stay out.
-RESULT_METRICS = {"accuracy": ("accuracy", "Accuracy"), "mse": ("mse", "Count MSE (rounded)")}
+# metric name -> its name on the Hub; only each task's selection metric enters the model-index
+METRIC_NAMES = {"accuracy": "Accuracy", "mse": "Count MSE (rounded)"}
+# what a metrics dict also holds that is no result: runtimes, throughputs, the loss, the epoch
+NOT_RESULTS = ("runtime", "per_second", "loss", "epoch")
 
 TEMPLATE = """---
 {{ card_data }}
 ---
 
-# SiaSamRea ({{ task }} VideoQA, {{ dataset }})
+# SiaSamRea ({{ title }}, {{ dataset }})
 
 A [SiaSamRea](https://proceedings.neurips.cc/paper/2021) model (Self-driven Siamese Sampling and Reasoning,
 NeurIPS 2021): ClipBERT's ResNet video encoder and BERT multimodal transformer, fine-tuned with siamese clips whose
@@ -74,29 +76,38 @@ def build_model_card(
     split: str = "test",
     base_model: str | None = None,
 ) -> ModelCard:
-    """A `huggingface_hub.ModelCard`: metadata with a model-index (one `EvalResult` per result metric), the siamese
-    settings and how to use the model. `metrics` may carry an `eval_` prefix; only RESULT_METRICS enter the index."""
-    results = {name.removeprefix("eval_"): value for name, value in metrics.items()}
-    eval_results = [
-        EvalResult(task_type=PIPELINE_TAG, task_name="Video Question Answering", dataset_type=dataset_name,
-                   dataset_name=dataset_name, dataset_config=dataset_config, dataset_split=split,
-                   metric_type=metric_type, metric_name=display, metric_value=float(results[name]))
-        for name, (metric_type, display) in RESULT_METRICS.items() if name in results
-    ]
+    """A `huggingface_hub.ModelCard`: metadata with a model-index (one `EvalResult` per task: its selection metric,
+    e.g. accuracy or count MSE), the results table, the siamese settings and how to use the model. `metrics` may carry
+    an `eval_` prefix; a joint model's are `<task>_<metric>`."""
+    results = {name.removeprefix("eval_"): value for name, value in metrics.items()
+               if not any(part in name for part in NOT_RESULTS)}
+    eval_results = []
+    for task in config.task_names:
+        metric = config.task_type(task).metric_for_best_model
+        key = f"{task}_{metric}" if config.tasks else metric
+        if key in results:
+            eval_results.append(EvalResult(
+                task_type=PIPELINE_TAG, task_name="Video Question Answering", dataset_type=dataset_name,
+                dataset_name=dataset_name, dataset_config=task if config.tasks else dataset_config,
+                dataset_split=split, metric_type=metric, metric_name=METRIC_NAMES.get(metric, metric),
+                metric_value=float(results[key])))
     card_data = ModelCardData(
         library_name="transformers", license="apache-2.0", pipeline_tag=PIPELINE_TAG,
         tags=["siasamrea", "video-question-answering", "custom_code"], datasets=[dataset_name],
         base_model=base_model if base_model and not Path(base_model).exists() else None,  # Hub ids only
         model_name=repo_id or f"siasamrea-{dataset_name}", eval_results=eval_results or None,
     )
-    shown = {name: value for name, value in results.items() if name.startswith(tuple(RESULT_METRICS))
-             or name in ("unknown_answers", "unreadable_videos")}
+    if config.tasks:
+        title = "tasks " + ", ".join(config.task_names)
+        example_args = f', task="{config.task_names[-1]}"'
+    else:
+        title = f"{config.task.replace('_', '-')} VideoQA"
+        example_args = ', choices=["a", "b", "c", "d", "e"]' if config.task_type().takes_choices else ""
     return ModelCard.from_template(
-        card_data, template_str=TEMPLATE, task=config.task.replace("_", "-"), dataset=dataset_name, split=split,
-        metric_rows="\n".join(f"| {name} | {value:.4f} |" for name, value in sorted(shown.items())),
+        card_data, template_str=TEMPLATE, title=title, dataset=dataset_name, split=split,
+        metric_rows="\n".join(f"| {name} | {value:.4f} |" for name, value in sorted(results.items())),
         settings="\n".join(f"| {name} | {getattr(config, name)} |" for name in SIAMESE_FIELDS),
-        model_ref=repo_id or "path/to/this/folder",
-        example_args=', choices=["a", "b", "c", "d", "e"]' if config.task == "multiple_choice" else "",
+        model_ref=repo_id or "path/to/this/folder", example_args=example_args,
     )
 
 

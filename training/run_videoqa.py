@@ -30,21 +30,21 @@ from datasets_scripts import (
     VideoQATransform,
     align_answer_labels,
     dataset_task,
+    dataset_tasks,
     drop_short_videos,
     load_answer_vocab,
     load_videoqa,
     select_answer_types,
 )
-from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering
+from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, get_task_type
 from modeling_siasamrea.image_processing_siasamrea import SiaSamReaImageProcessor
-from modeling_siasamrea.pipeline_siasamrea import save_pipeline_folder
 from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
 from modeling_siasamrea.sampling import SiameseSampler
 from training.callbacks import SiameseLossWarmupCallback
 from training.collator import SiaSamReaCollator
 from training.hub import push_folder_to_hub
 from training.model_card import SIAMESE_FIELDS, write_model_card
-from training.trainer import SetEpochCallback, SiaSamReaTrainer, build_compute_metrics
+from training.trainer import EVAL_FIELDS, SetEpochCallback, SiaSamReaTrainer, build_compute_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,16 @@ class DataArguments:
     """Which benchmark, and how clips are sampled and preprocessed."""
 
     dataset_name: str = field(default="synthetic", metadata={"help": f"One of {DATASETS}."})
-    dataset_config: str | None = field(default=None, metadata={"help": "TGIF-QA task: action/transition/frameqa/count."})
+    dataset_config: str | None = field(
+        default=None,
+        metadata={"help": "TGIF-QA task: action/transition/frameqa/count, or 'all' (one model for the four, as the "
+                          "paper's TGIF-QA training)."})
+    task: str | None = field(
+        default=None,
+        metadata={"help": "The saved joint model's task that answers this single-task data (e.g. evaluating the "
+                          "TGIF-QA model on the count questions alone: --dataset_config count --task count)."})
+    task_loss_weights: str | None = field(
+        default=None, metadata={"help": "Joint data: per-task loss weights as JSON, e.g. '{\"count\": 0.1}' (default 1)."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the annotations and videos."})
     train_split: str = "train"
     eval_split: str = "val"
@@ -203,7 +212,7 @@ def config_file_to_argv(path: str, skip: tuple[str, ...] = ()) -> list[str]:
 
 def validate_args(model_args: ModelArguments, data_args: DataArguments) -> None:
     """Fail fast, before any data or model is loaded."""
-    dataset_task(data_args.dataset_name, data_args.dataset_config)  # unknown dataset or config: ValueError
+    dataset_tasks(data_args.dataset_name, data_args.dataset_config)  # unknown dataset or config: ValueError
     if data_args.dataset_name != "synthetic":
         if not data_args.data_dir:
             raise ValueError(f"dataset {data_args.dataset_name!r} needs --data_dir (the folder with its annotations)")
@@ -257,24 +266,29 @@ def build_processor(model_args: ModelArguments, data_args: DataArguments) -> Sia
     return SiaSamReaProcessor(image_processor, tokenizer)
 
 
-def build_model(
-    model_args: ModelArguments, task: str, id2label: dict[int, str] | None
-) -> SiaSamReaForVideoQuestionAnswering:
-    """The model from its starting point. `id2label` (open-ended training) is the answer vocabulary to train; a saved
-    model keeps its own when it is None (evaluation)."""
+def build_model(model_args: ModelArguments, tasks: dict[str, dict[str, Any]]) -> SiaSamReaForVideoQuestionAnswering:
+    """The model from its starting point, for the data's `tasks` (`data_tasks`). A fresh model's open-ended heads get
+    the training vocabularies; a saved model keeps its own unless training brings one (`load_saved_model`)."""
     overrides = model_args.config_overrides()
     if model_args.model_name_or_path:
-        return load_saved_model(model_args.model_name_or_path, task, id2label, overrides, model_args.reinit_answer_head)
-    head = {"task": task, **overrides}
-    if id2label is not None:
-        head.update(id2label=id2label, label2id={label: i for i, label in id2label.items()}, num_answers=len(id2label))
+        return load_saved_model(model_args.model_name_or_path, tasks, overrides, model_args.reinit_answer_head)
+    if any(get_task_type(spec["type"]).has_vocabulary and "answers" not in spec for spec in tasks.values()):
+        raise ValueError("a new open-ended model needs the training split's answer vocabulary (train it)")
+    if len(tasks) == 1:
+        ((task, spec),) = tasks.items()
+        head = {"task": task}
+        if "answers" in spec:
+            id2label = dict(enumerate(spec["answers"]))
+            head.update(id2label=id2label, label2id={label: i for i, label in id2label.items()}, num_answers=len(id2label))
+    else:
+        head = {"tasks": tasks}
     if model_args.vision_model_name_or_path:
         return SiaSamReaForVideoQuestionAnswering.from_vision_text_pretrained(
-            model_args.vision_model_name_or_path, model_args.text_model_name_or_path, **head
+            model_args.vision_model_name_or_path, model_args.text_model_name_or_path, **head, **overrides
         )
     text = model_args.model_config
     kwargs = json.loads(Path(text).read_text() if Path(text).is_file() else text)
-    return SiaSamReaForVideoQuestionAnswering(SiaSamReaConfig(**{**kwargs, **head}))
+    return SiaSamReaForVideoQuestionAnswering(SiaSamReaConfig(**{**kwargs, **head, **overrides}))
 
 
 # The only weights a siamese override may reshape: W1, W2 have one entry per clip (num_siamese_clips + 1).
@@ -282,16 +296,22 @@ RESHAPEABLE = ("siamese_head.clip_weight_logits",)
 
 
 def load_saved_model(
-    path: str, task: str, id2label: dict[int, str] | None, overrides: dict[str, Any], reinit_answer_head: bool
+    path: str, tasks: dict[str, dict[str, Any]], overrides: dict[str, Any], reinit_answer_head: bool
 ) -> SiaSamReaForVideoQuestionAnswering:
-    """A saved SiaSamRea folder, its head unchanged unless training on a new vocabulary (`adapt_answer_head`).
+    """A saved SiaSamRea folder whose tasks are the data's (same names and types; one of them for `--task`).
 
+    Its answer vocabularies stay unless the data brings training ones (`tasks[...]["answers"]`): then the rows of the
+    answers both share are kept and the others initialised (logged; all of them with `reinit_answer_head`).
     Siamese overrides apply; a new number of siamese clips restarts W1, W2 at uniform (logged). Any other weight the
     folder cannot fill is an error, never a silent reset.
     """
-    saved_task = SiaSamReaConfig.from_pretrained(path).task
-    if saved_task != task:
-        raise ValueError(f"{path} holds a {saved_task} model, but this dataset is a {task} task")
+    saved = SiaSamReaConfig.from_pretrained(path)
+    saved_tasks = {name: saved.task_type(name).name for name in saved.task_names}
+    wanted = {name: spec["type"] for name, spec in tasks.items()}
+    one_of_them = len(wanted) == 1 and saved.tasks and wanted.items() <= saved_tasks.items()
+    if saved_tasks != wanted and not one_of_them:
+        hint = " (pick one of a joint model's tasks with --task)" if saved.tasks else ""
+        raise ValueError(f"{path} holds a model for tasks {saved_tasks}, but this data has {wanted}{hint}")
     model, info = SiaSamReaForVideoQuestionAnswering.from_pretrained(
         path, ignore_mismatched_sizes=True, output_loading_info=True, **overrides
     )
@@ -301,50 +321,50 @@ def load_saved_model(
     if mismatched:
         logger.warning("W1, W2 of %s were learnt for another number of clips; with N = %d clips they start uniform",
                        path, model.config.num_clips)
-    if id2label is not None:
-        adapt_answer_head(model, id2label, reinit=reinit_answer_head)
+    for name, spec in tasks.items():
+        answers, old = spec.get("answers"), model.config.answers(name)
+        if answers is None or (list(old.values()) == answers and not reinit_answer_head):
+            continue
+        kept = model.set_answer_vocabulary(answers, task=name, reinit=reinit_answer_head)
+        logger.warning("answer head of %s: %s; %d of %d answers start from scratch", name,
+                       "every row initialised (reinit_answer_head)" if reinit_answer_head else
+                       f"kept the rows of the {kept} answers shared with the saved vocabulary of {len(old)}",
+                       len(answers) - kept, len(answers))
     return model
 
 
-def adapt_answer_head(model: SiaSamReaForVideoQuestionAnswering, id2label: dict[int, str], reinit: bool = False) -> None:
-    """Give an open-ended model the answer vocabulary `id2label`, in place, and say what changed.
-
-    The last layer's rows of answers both vocabularies share are kept (under their new ids); the other rows start
-    from the model's initialisation. `reinit` initialises every row.
-    """
-    names = [id2label[i] for i in range(len(id2label))]
-    old_ids = answer_ids(model.config)
-    if not reinit and names == sorted(old_ids, key=old_ids.get):
-        return
-    last = model.classifier[-1]  # Linear(2h, old K)
-    fresh = torch.nn.Linear(last.in_features, len(names), dtype=last.weight.dtype, device=last.weight.device)
-    model._init_weights(fresh)
-    shared = [] if reinit else [(new, old_ids[name]) for new, name in enumerate(names) if name in old_ids]
-    with torch.no_grad():
-        for new, old in shared:
-            fresh.weight[new] = last.weight[old]
-            fresh.bias[new] = last.bias[old]
-    model.classifier[-1] = fresh
-    model.config.id2label = dict(enumerate(names))
-    model.config.label2id = {name: i for i, name in enumerate(names)}
-    model.config.num_answers = len(names)
-    logger.warning(
-        "answer head: %s; %d of %d answers start from scratch",
-        "every row initialised (reinit_answer_head)" if reinit else
-        f"kept the rows of the {len(shared)} answers shared with the saved vocabulary of {len(old_ids)}",
-        len(names) - len(shared), len(names),
-    )
-
-
-def answer_ids(config: SiaSamReaConfig) -> dict[str, int]:
-    """`{answer: id}` of an open-ended model, from its `id2label` (a config may carry no `label2id`)."""
-    return {label: int(i) for i, label in config.id2label.items()}
+def data_tasks(data_args: DataArguments, training: bool) -> dict[str, dict[str, Any]]:
+    """`{task name: {"type", "answers" (open-ended, when training), "loss_weight" (joint)}}` of the data: one task
+    named by its type, or TGIF-QA's four with `dataset_config: all`."""
+    data_dir = data_args.data_dir or os.path.join("data", "synthetic")
+    joint = dataset_tasks(data_args.dataset_name, data_args.dataset_config)
+    configs = joint or {dataset_task(data_args.dataset_name, data_args.dataset_config): data_args.dataset_config}
+    weights = json.loads(data_args.task_loss_weights or "{}")
+    if set(weights) - set(joint or {}):
+        raise ValueError(f"task_loss_weights names {sorted(set(weights) - set(joint or {}))}, but the data's tasks "
+                         f"are {sorted(joint or {})} (per-task weights are for joint data: dataset_config all)")
+    if data_args.task and joint:
+        raise ValueError(f"--task {data_args.task} picks one task of a joint model for single-task data; this data "
+                         f"already names its tasks ({sorted(joint)})")
+    tasks = {}
+    for name, config in configs.items():
+        task_type = joint[name] if joint else name
+        name = data_args.task or name
+        spec: dict[str, Any] = {"type": task_type}
+        if get_task_type(task_type).has_vocabulary and training:
+            vocab = load_answer_vocab(data_args.dataset_name, data_dir, config=config if joint else
+                                      data_args.dataset_config, answer_vocab_size=data_args.answer_vocab_size)
+            spec["answers"] = sorted(vocab, key=vocab.get)
+        if joint:
+            spec["loss_weight"] = float(weights.get(name, 1.0))
+        tasks[name] = spec
+    return tasks
 
 
 def load_data(
-    data_args: DataArguments, task: str, training: bool, evaluating: bool
-) -> tuple[datasets.Dataset | None, datasets.Dataset | None, dict[int, str] | None]:
-    """The training and evaluation splits that are needed, and the open-ended training vocabulary (`id2label`)."""
+    data_args: DataArguments, training: bool, evaluating: bool
+) -> tuple[datasets.Dataset | None, datasets.Dataset | None]:
+    """The training and evaluation splits that are needed (the frame filter applies to training only)."""
     data_dir = data_args.data_dir or os.path.join("data", "synthetic")
     options = dict(config=data_args.dataset_config, answer_vocab_size=data_args.answer_vocab_size)
 
@@ -354,17 +374,30 @@ def load_data(
             dataset = select_answer_types(dataset, data_args.answer_types)
         return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
 
-    train_set = eval_set = id2label = None
+    train_set = eval_set = None
     if training:
         train_set = drop_short_videos(split(data_args.train_split, None), data_args.min_video_frames)
         if data_args.max_train_samples:
             train_set = train_set.select(range(min(data_args.max_train_samples, len(train_set))))
-        if task == "open_ended":
-            vocab = load_answer_vocab(data_args.dataset_name, data_dir, **options)
-            id2label = {i: answer for answer, i in vocab.items()}
     if evaluating:
         eval_set = split(data_args.eval_split, data_args.max_eval_samples)
-    return train_set, eval_set, id2label
+    return train_set, eval_set
+
+
+def align_answers(dataset: datasets.Dataset, config: SiaSamReaConfig, split: str) -> datasets.Dataset:
+    """Every open-ended task's labels read from the answer text in the model's vocabulary for it; unknown answers
+    (counted wrong) are logged."""
+    present = set(dataset["task"]) if config.tasks else set(config.task_names)
+    for name in config.task_names:
+        answers = config.answers(name)
+        if answers is None or name not in present:
+            continue
+        dataset, unknown = align_answer_labels(dataset, {answer: i for i, answer in answers.items()},
+                                               task=name if config.tasks else None)
+        if unknown:
+            logger.warning("%d %s answers%s are not in the model's vocabulary of %d: they count as wrong", unknown,
+                           split, f" of task {name}" if config.tasks else "", len(answers))
+    return dataset
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -378,30 +411,33 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         predictions_file = os.path.join(training_args.output_dir, f"predictions_{data_args.eval_split}.jsonl")
     evaluating = training_args.do_eval or predictions_file is not None
 
-    task = dataset_task(data_args.dataset_name, data_args.dataset_config)
-    train_set, eval_set, id2label = load_data(data_args, task, training_args.do_train, evaluating)
+    train_set, eval_set = load_data(data_args, training_args.do_train, evaluating)
+    if data_args.task:  # every question goes to that task of the joint model
+        train_set, eval_set = (None if split is None else split.add_column("task", [data_args.task] * len(split))
+                               for split in (train_set, eval_set))
     processor = build_processor(model_args, data_args)
-    model = build_model(model_args, task, id2label)
+    model = build_model(model_args, data_tasks(data_args, training_args.do_train))
     config = model.config
-    if task == "count" and training_args.metric_for_best_model == "accuracy":  # the default; count has no accuracy
-        training_args.metric_for_best_model, training_args.greater_is_better = "mse", False
-    if task == "open_ended":  # score every answer by its name in the model's vocabulary
-        if train_set is not None:
-            train_set = align_answer_labels(train_set, answer_ids(config))[0]
-        if eval_set is not None:
-            eval_set, unknown = align_answer_labels(eval_set, answer_ids(config))
-            if unknown:
-                logger.warning("%d of %d %s answers are not in the model's vocabulary of %d: they count as wrong",
-                               unknown, len(eval_set), data_args.eval_split, config.num_labels)
-
-    transform_kwargs = dict(processor=processor, task=task, max_length=data_args.max_length)
     frames = data_args.frames(config)
-    callbacks = [SiameseLossWarmupCallback()]
+    config.num_frames = frames  # every checkpoint (and the final folder) answers with these frames per clip
+    if training_args.metric_for_best_model == "accuracy":  # the default; a count task or a joint model has another
+        best = "score" if config.tasks else config.task_type().metric_for_best_model
+        training_args.metric_for_best_model = best
+        training_args.greater_is_better = best == "score" or config.task_type().greater_is_better
     if train_set is not None:
-        train_transform = VideoQATransform(
-            sampler=SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips),
-            train=True, seed=training_args.seed, **transform_kwargs)
-        train_set = ReplaceUnreadableVideos(train_set.with_transform(train_transform), seed=training_args.seed)
+        train_set = align_answers(train_set, config, data_args.train_split)
+    if eval_set is not None:
+        eval_set = align_answers(eval_set, config, data_args.eval_split)
+
+    tasks = {name: config.task_type(name).name for name in config.task_names}
+    transform_kwargs = dict(processor=processor, task=tasks if config.tasks else config.task, max_length=data_args.max_length)
+    callbacks, group_keys = [SiameseLossWarmupCallback()], None
+    if train_set is not None:
+        sampler = SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips)
+        group_keys = batch_keys(train_set, sampler, training_args.per_device_train_batch_size)
+        train_transform = VideoQATransform(sampler=sampler, train=True, seed=training_args.seed, **transform_kwargs)
+        train_set = ReplaceUnreadableVideos(train_set.with_transform(train_transform), seed=training_args.seed,
+                                            group_keys=group_keys)
         callbacks.append(SetEpochCallback(train_transform, train_set))
     eval_rows, answer_types = eval_set, None
     if eval_set is not None:
@@ -410,17 +446,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             sampler=SiameseSampler(num_frames=frames, num_siamese_clips=0),
             train=False, num_eval_clips=data_args.num_eval_clips, **transform_kwargs))
 
-    training_args.label_names = ["labels", "answer_type_ids", "unreadable"]
+    training_args.label_names = ["labels"]
     push, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, complete, at the end
     trainer = SiaSamReaTrainer(
         model=model,
         args=training_args,
         train_dataset=train_set,
         eval_dataset=eval_set,
-        processing_class=processor,  # every checkpoint carries the processor
-        data_collator=SiaSamReaCollator(pad_token_id=processor.tokenizer.pad_token_id or 0, answer_types=answer_types),
-        compute_metrics=build_compute_metrics(task, answer_types),
+        processing_class=processor,  # every checkpoint carries the processor: it loads as a pipeline
+        data_collator=SiaSamReaCollator(pad_token_id=processor.tokenizer.pad_token_id or 0, answer_types=answer_types,
+                                        task_names=config.task_names if config.tasks else (None,)),
+        compute_metrics=build_compute_metrics(config, answer_types),
         dense_aggregation=data_args.dense_aggregation,
+        train_group_keys=group_keys,
         callbacks=callbacks,
     )
 
@@ -438,18 +476,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         trainer.log(eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         if trainer.is_world_process_zero():
-            write_predictions(predictions_file, eval_rows, output, task, config.id2label)
+            write_predictions(predictions_file, eval_rows, output, config)
     elif training_args.do_eval:
         eval_metrics = trainer.evaluate()
         trainer.save_metrics("eval", eval_metrics)
 
     if training_args.do_train:
-        trainer.save_model()  # every process takes part: gathers FSDP / DeepSpeed shards
+        trainer.save_model()  # every process takes part (FSDP / DeepSpeed shards); model, processor and pipeline code
     if training_args.do_train and trainer.is_world_process_zero():
         final_dir = Path(training_args.output_dir)
-        saved = SiaSamReaForVideoQuestionAnswering.from_pretrained(final_dir)  # unwrapped, full weights
-        save_pipeline_folder(saved, processor, final_dir, num_frames=frames)
-        write_model_card(final_dir, saved.config, data_args.dataset_name, eval_metrics, training_args.hub_model_id,
+        write_model_card(final_dir, config, data_args.dataset_name, eval_metrics, training_args.hub_model_id,
                          dataset_config=data_args.dataset_config, split=data_args.eval_split,
                          base_model=model_args.model_name_or_path or model_args.vision_model_name_or_path)
         if push:
@@ -458,33 +494,39 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     return eval_metrics
 
 
+def batch_keys(dataset: datasets.Dataset, sampler: SiameseSampler, batch_size: int) -> list | None:
+    """What each training example must share with the others of its batch (None when anything may be batched):
+    its task (joint data) and, with `num_frames="auto"` and batches of several examples, its frames per clip."""
+    by_frames = sampler.num_frames == "auto" and batch_size > 1
+    if "task" not in dataset.column_names and not by_frames:
+        return None
+    tasks = dataset["task"] if "task" in dataset.column_names else [None] * len(dataset)
+    frames = [sampler.frames_per_clip(n) for n in dataset["num_video_frames"]] if by_frames else [None] * len(dataset)
+    return list(zip(tasks, frames))
+
+
 def write_predictions(
-    path: str | os.PathLike, rows: datasets.Dataset, output: PredictionOutput, task: str, id2label: dict[int, str]
+    path: str | os.PathLike, rows: datasets.Dataset, output: PredictionOutput, config: SiaSamReaConfig
 ) -> Path:
-    """One JSON line per question of `rows` (the evaluated split, in its order): `question_id`, `answer_type`,
-    `prediction` (answer, choice text or rounded count), `score` (its probability; the raw count), `label` (the true
-    answer, choice or count), `correct` and `unreadable` (its video could not be decoded)."""
+    """One JSON line per question of `rows` (the evaluated split, in its order): `question_id`, `task` (joint
+    models), `answer_type`, `prediction` (answer, choice text or rounded count), `score` (its probability; the raw
+    count), `label` (the true answer, choice or count), `correct` and `unreadable` (its video could not be decoded)."""
+    fields = dict(zip(EVAL_FIELDS, (np.asarray(ids) for ids in output.label_ids)))
     scores = torch.from_numpy(np.asarray(output.predictions)).float()
-    labels, _, unreadable = (np.asarray(ids) for ids in output.label_ids)
     if len(scores) != len(rows):
         raise RuntimeError(f"got {len(scores)} predictions for {len(rows)} questions")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for i, row in enumerate(rows):
-            if task == "count":
-                value = float(scores[i].reshape(-1)[0])
-                prediction, score, label = max(0, round(value)), value, float(row["count"])
-                correct = prediction == label and not unreadable[i]
-            else:
-                probs = scores[i].softmax(-1)
-                index = int(probs.argmax())
-                prediction = row["choices"][index] if task == "multiple_choice" else id2label[index]
-                score, label, correct = float(probs[index]), row["answer"], index == int(labels[i])
-            record = {"question_id": row["question_id"], "answer_type": row["answer_type"], "prediction": prediction,
-                      "score": round(score, 6), "label": label, "correct": bool(correct),
-                      "unreadable": bool(unreadable[i])}
-            f.write(json.dumps(record) + "\n")
+            task = row.get("task")
+            unreadable = bool(fields["unreadable"][i])
+            record = config.task_type(task).record(scores[i, : fields["num_scores"][i]], row, int(fields["labels"][i]),
+                                                   config.answers(task), unreadable)
+            line = {"question_id": row["question_id"], **({"task": task} if task else {}),
+                    "answer_type": row["answer_type"], **record, "unreadable": unreadable}
+            line["score"], line["correct"] = round(line["score"], 6), bool(line["correct"])
+            f.write(json.dumps(line) + "\n")
     logger.warning("wrote %d predictions to %s", len(rows), path)
     return path
 

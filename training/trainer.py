@@ -9,12 +9,17 @@ import numpy as np
 import torch
 from transformers import EvalPrediction, Trainer, TrainerCallback
 
-from modeling_siasamrea.tasks import IGNORE_INDEX, aggregate_clip_logits
+from modeling_siasamrea import SiaSamReaConfig
+from modeling_siasamrea.tasks import IGNORE_INDEX
+
+from .sampler import GroupedBatchSampler
 
 METRICS_DIR = Path(__file__).parent / "metrics"
 LOGGED_TERMS = ("loss_gt", "loss_siamese", "loss_clip_weights", "knowledge_entropy")
 # what the collator adds to a batch for the trainer, never passed to the model
-BATCH_EXTRAS = ("answer_type_ids", "unreadable", "num_replaced")
+BATCH_EXTRAS = ("answer_type_ids", "unreadable", "task_ids", "num_replaced")
+# what prediction_step returns as `label_ids`, per evaluated example
+EVAL_FIELDS = ("labels", "answer_type_ids", "unreadable", "task_ids", "num_scores")
 
 
 def knowledge_entropy(knowledge: torch.Tensor) -> torch.Tensor:
@@ -27,31 +32,62 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
     return evaluate.load(str(METRICS_DIR / name))
 
 
-def build_compute_metrics(task: str, answer_types: Sequence[str] | None = None) -> Callable[[EvalPrediction], dict]:
-    """`compute_metrics` for the Trainer: accuracy (+ per answer type) or, for the count task, MSE.
+def build_compute_metrics(
+    config: SiaSamReaConfig, answer_types: Sequence[str] | None = None
+) -> Callable[[EvalPrediction], dict]:
+    """`compute_metrics` for the Trainer: each task's metric, from its task type (accuracy, per answer type too, or
+    the count MSE).
 
-    `label_ids` is `(labels, answer_type_ids, unreadable)` as `SiaSamReaTrainer.prediction_step` returns it. Questions
-    whose video could not be decoded count as wrong (they are left out of the count MSE) and are reported as
-    `unreadable_videos`; answers outside the model's vocabulary (label -100) count as wrong and are reported as
-    `unknown_answers`.
+    `label_ids` holds `EVAL_FIELDS` as `SiaSamReaTrainer.prediction_step` returns them; `predictions` are each
+    example's scores, padded (with -100) beyond its own `num_scores`. Questions whose video could not be decoded count
+    as wrong (they are left out of the count MSE) and are reported as `unreadable_videos`; answers outside the model's
+    vocabulary (label -100) count as wrong and are reported as `unknown_answers`. A joint model's metrics are named
+    `<task>_<metric>`, and `score` combines them for picking the best checkpoint (`combined_score`).
     """
-    metric = load_metric("count_mse" if task == "count" else "videoqa_accuracy")
+    metrics = {name: load_metric(config.task_type(name).metric) for name in config.task_names}
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
-        logits = np.asarray(prediction.predictions)
-        labels, type_ids, unreadable = (np.asarray(ids) for ids in prediction.label_ids)
-        unreadable = unreadable.astype(bool)
-        counts = {"unreadable_videos": int(unreadable.sum())}
-        if task == "count":
-            readable = ~unreadable
-            return {**metric.compute(predictions=logits.reshape(-1)[readable], references=labels[readable]), **counts}
-        counts["unknown_answers"] = int(((labels == IGNORE_INDEX) & ~unreadable).sum())
-        kwargs = {}
-        if answer_types is not None:
-            kwargs["answer_types"] = [answer_types[i] if i >= 0 else "unknown" for i in type_ids.tolist()]
-        return {**metric.compute(predictions=logits.argmax(-1), references=labels, **kwargs), **counts}
+        fields = dict(zip(EVAL_FIELDS, (np.asarray(ids) for ids in prediction.label_ids)))
+        logits, unreadable = np.asarray(prediction.predictions), fields["unreadable"].astype(bool)
+        results = {"unreadable_videos": int(unreadable.sum()), "unknown_answers": 0}
+        for task_id, name in enumerate(config.task_names):
+            rows = fields["task_ids"] == task_id
+            if not rows.any():
+                continue
+            task_type = config.task_type(name)
+            labels = fields["labels"][rows] if task_type.name == "count" else fields["labels"][rows].astype(np.int64)
+            width = fields["num_scores"][rows][:, None]
+            scores = np.where(np.arange(logits.shape[-1]) < width, logits[rows], -np.inf)  # drop the padding
+            kwargs = {}
+            if task_type.name == "count":
+                readable = ~unreadable[rows]
+                scores, labels = scores[readable], labels[readable]
+            else:
+                results["unknown_answers"] += int(((labels == IGNORE_INDEX) & ~unreadable[rows]).sum())
+                if answer_types is not None:
+                    kwargs["answer_types"] = [answer_types[i] if i >= 0 else "unknown"
+                                              for i in fields["answer_type_ids"][rows].tolist()]
+            task_results = metrics[name].compute(predictions=task_type.metric_predictions(scores), references=labels,
+                                                 **kwargs)
+            prefix = f"{name}_" if config.tasks else ""
+            results.update({f"{prefix}{key}": value for key, value in task_results.items()})
+        if config.tasks:
+            results["score"] = combined_score(config, results)
+        return results
 
     return compute_metrics
+
+
+def combined_score(config: SiaSamReaConfig, results: dict[str, float]) -> float:
+    """One number for picking a joint model's best checkpoint: the mean over its tasks of accuracy (higher is better)
+    and, for a count task, 1 / (1 + MSE), which also lies in (0, 1] and grows as the MSE shrinks."""
+    values = []
+    for name in config.task_names:
+        task_type = config.task_type(name)
+        value = results.get(f"{name}_{task_type.metric_for_best_model}")
+        if value is not None:
+            values.append(value if task_type.greater_is_better else 1.0 / (1.0 + value))
+    return float(np.mean(values))
 
 
 class SetEpochCallback(TrainerCallback):
@@ -74,21 +110,34 @@ class SiaSamReaTrainer(Trainer):
     """Trainer whose loss is the model's L = L_gt + α·L_siamese + L_clip_weights.
 
     Each term (and the mean entropy of Â) is logged next to `loss`, averaged over the logging interval and across
-    processes, with `replaced_videos`: how many unreadable training videos were replaced so far, over all processes.
-    The model returns a per-batch mean, so the Trainer divides it by the gradient-accumulation steps.
-    Evaluation uses the anchor clip only, unless the eval data carries several clips per video: then the clip logits
-    are aggregated ClipBERT-style with `dense_aggregation`.
+    processes; a joint model also logs `loss_<task>` per task, and `replaced_videos` counts the unreadable training
+    videos replaced so far, over all processes. The model returns a per-batch mean, so the Trainer divides it by the
+    gradient-accumulation steps.
+
+    `train_group_keys` (one per training example: its task, its clip length...) make every training batch hold
+    examples of one key (`GroupedBatchSampler`). Evaluation batches may mix them: they come as sub-batches, one
+    forward each. Evaluation uses the anchor clip only, unless the eval data carries several clips per video: then the
+    clip scores are aggregated ClipBERT-style with `dense_aggregation`.
     """
 
-    def __init__(self, *args, dense_aggregation: str = "mean", **kwargs):
+    def __init__(self, *args, dense_aggregation: str = "mean", train_group_keys: list | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.dense_aggregation = dense_aggregation
+        self.train_group_keys = train_group_keys
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
-        self._term_sums: dict[str, torch.Tensor] = {}
-        self._term_steps = 0
+        config = self.model.config
+        self._logged_terms = [*LOGGED_TERMS, *(f"loss_{name}" for name in config.task_names if config.tasks)]
+        self._term_sums = torch.zeros(len(self._logged_terms), dtype=torch.float64)  # this process, since the last log
+        self._term_counts = torch.zeros(len(self._logged_terms), dtype=torch.float64)
         self._replaced = torch.zeros((), dtype=torch.long)  # unreadable videos replaced, this process, since the last log
         self.replaced_videos = 0  # all processes, whole run (as of the last log)
+
+    def _get_train_sampler(self, train_dataset=None):
+        if self.train_group_keys is None:
+            return super()._get_train_sampler(train_dataset)
+        return GroupedBatchSampler(self.train_group_keys, self._train_batch_size, seed=self.args.seed,
+                                   rank=self.args.process_index, world_size=self.args.world_size)
 
     def compute_loss(
         self,
@@ -97,34 +146,36 @@ class SiaSamReaTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ):
-        replaced = inputs.get("num_replaced")
+        if "sub_batches" in inputs:
+            raise ValueError("a training batch mixes tasks, clip lengths or numbers of choices: give the trainer "
+                             "train_group_keys (run_videoqa does) so that each batch holds one kind")
         outputs = model(**{key: value for key, value in inputs.items() if key not in BATCH_EXTRAS})
         if model.training:
-            self._accumulate_terms(outputs)
-            if replaced is not None:
-                self._replaced += replaced.detach().cpu()
+            self._accumulate_terms(outputs, inputs.get("task"))
+            self._replaced += inputs["num_replaced"].detach().cpu()
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
-    def _accumulate_terms(self, outputs) -> None:
+    def _accumulate_terms(self, outputs, task: str | None) -> None:
         terms = {name: getattr(outputs, name, None) for name in LOGGED_TERMS[:3]}
         if outputs.siamese_knowledge is not None:
             terms["knowledge_entropy"] = knowledge_entropy(outputs.siamese_knowledge)
-        for name, value in terms.items():
-            if value is not None:
-                self._term_sums[name] = self._term_sums.get(name, 0.0) + value.detach().float()
-        self._term_steps += 1
+        if task is not None:
+            terms[f"loss_{task}"] = outputs.loss
+        for i, name in enumerate(self._logged_terms):
+            if terms.get(name) is not None:
+                self._term_sums[i] += float(terms[name].detach())
+                self._term_counts[i] += 1
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._term_steps:
-            names = [name for name in LOGGED_TERMS if name in self._term_sums]
-            if names:
-                means = torch.stack([self._term_sums[name] for name in names]) / self._term_steps
-                means = self.accelerator.reduce(means.to(self.args.device), reduction="mean")
-                logs.update({name: round(float(value), 4) for name, value in zip(names, means)})
-            replaced = self.accelerator.reduce(self._replaced.to(self.args.device), reduction="sum")
-            self.replaced_videos += int(replaced)
+        if "loss" in logs:  # a training log: add the terms, averaged over the interval and the processes
+            totals = torch.cat([self._term_sums, self._term_counts, self._replaced[None].double()]).to(self.args.device)
+            totals = self.accelerator.reduce(totals, reduction="sum").cpu()
+            sums, counts = totals[: len(self._logged_terms)], totals[len(self._logged_terms): -1]
+            logs.update({name: round(float(total / count), 4)
+                         for name, total, count in zip(self._logged_terms, sums, counts) if count > 0})
+            self.replaced_videos += int(totals[-1])
             logs["replaced_videos"] = self.replaced_videos
-            self._term_sums, self._term_steps, self._replaced = {}, 0, torch.zeros_like(self._replaced)
+            self._term_sums.zero_(), self._term_counts.zero_(), self._replaced.zero_()
         super().log(logs, start_time)
 
     def prediction_step(
@@ -136,18 +187,40 @@ class SiaSamReaTrainer(Trainer):
     ):
         inputs = self._prepare_inputs(inputs)
         extras = {key: inputs.pop(key, None) for key in BATCH_EXTRAS}
-        labels = inputs.get("labels")
+        sub_batches = inputs.pop("sub_batches", [inputs])
+        positions = inputs.pop("positions", [torch.arange(len(extras["task_ids"]))])
+        batch_size = len(extras["task_ids"])
+        losses, width = [], 0
+        results = []
         with torch.no_grad():
-            if inputs["pixel_values"].shape[1] > 1:  # dense evaluation: several clips, no siamese objective
-                outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
-                loss, logits = None, aggregate_clip_logits(outputs.clip_logits, self.dense_aggregation)
-            else:
-                outputs = model(**inputs)
-                loss, logits = outputs.loss, outputs.logits
-        if loss is not None:
-            loss = loss.detach().mean()
+            for sub_batch in sub_batches:
+                loss, scores = self._evaluate_sub_batch(model, sub_batch)
+                if loss is not None:
+                    losses.append(loss * len(scores))
+                results.append(scores)
+                width = max(width, scores.shape[-1])
+        loss = torch.stack(losses).sum() / batch_size if losses else None
         if prediction_loss_only:
             return loss, None, None
-        if labels is None:
-            return loss, logits.detach(), None
-        return loss, logits.detach(), (labels, extras["answer_type_ids"], extras["unreadable"])
+        logits = results[0].new_full((batch_size, width), -100.0)  # each example's scores, padded like the Trainer
+        num_scores = torch.zeros(batch_size, dtype=torch.long, device=logits.device)
+        for rows, scores in zip(positions, results):
+            logits[rows.to(logits.device), : scores.shape[-1]] = scores
+            num_scores[rows.to(logits.device)] = scores.shape[-1]
+        if all("labels" not in sub_batch for sub_batch in sub_batches):
+            return loss, logits, None
+        labels = torch.zeros(batch_size, dtype=torch.float64, device=logits.device)
+        for rows, sub_batch in zip(positions, sub_batches):
+            labels[rows.to(logits.device)] = sub_batch["labels"].double()
+        fields = {"labels": labels, **extras, "num_scores": num_scores}
+        return loss, logits, tuple(fields[name] for name in EVAL_FIELDS)
+
+    def _evaluate_sub_batch(self, model: torch.nn.Module, inputs: dict[str, Any]) -> tuple[torch.Tensor | None,
+                                                                                            torch.Tensor]:
+        """(mean loss or None, scores `(batch, K | choices | 1)`) of examples of one kind."""
+        if inputs["pixel_values"].shape[1] > 1:  # dense evaluation: several clips, no siamese objective
+            outputs = model(**{key: value for key, value in inputs.items() if key != "labels"})
+            task_type = self.model.config.task_type(inputs.get("task"))
+            return None, task_type.aggregate(outputs.clip_logits, self.dense_aggregation).detach()
+        outputs = model(**inputs)
+        return (None if outputs.loss is None else outputs.loss.detach()), outputs.logits.detach()

@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from transformers import ProcessorMixin
 
-from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, SiaSamReaVideoQAOutput
+from modeling_siasamrea import SiaSamReaForVideoQuestionAnswering, SiaSamReaVideoQAOutput, TaskType
 from modeling_siasamrea.sampling import SiameseSampler
 from modeling_siasamrea.video_io import VideoInput, count_frames, read_clips
 
@@ -20,14 +20,13 @@ DPI = 100
 TOP_ANSWERS = 8  # open-ended: answers of Q shown in the bar chart (plus the ground truth)
 
 
-def _label_index(config: SiaSamReaConfig, label: int | str, choices: list[str] | None) -> int:
-    """An open-ended answer (string or id) or a multiple-choice answer (choice string or index) as an index."""
+def _label_index(names: list[str], label: int | str) -> int:
+    """An answer (string or id) or a choice (string or index) as an index into `names`."""
     if not isinstance(label, str):
         return int(label)
-    lookup = config.label2id if config.task == "open_ended" else {choice: i for i, choice in enumerate(choices or [])}
-    if label not in lookup:
+    if label not in names:
         raise ValueError(f"label {label!r} is not one of the model's answers / the choices")
-    return lookup[label]
+    return names.index(label)
 
 
 def _siamese_forward(
@@ -44,13 +43,12 @@ def _siamese_forward(
         model.train(was_training)
 
 
-def _clip_prediction(task: str, scores: torch.Tensor, names: list[str] | None) -> str:
-    """Top prediction of one clip, `answer (p)`, from its scores `(K | choices | 1)`."""
-    if task == "count":
-        return f"count {scores[0].item():.2f}"
-    probs = scores.softmax(dim=-1)
-    best = int(probs.argmax())
-    return f"{names[best]} ({probs[best].item():.2f})"
+def _clip_prediction(task_type: TaskType, scores: torch.Tensor, names: list[str] | None) -> str:
+    """Top prediction of one clip, `answer (p)` or `count c`, from its scores `(K | choices | 1)`."""
+    if names is None:
+        return f"count {task_type.answer(scores, None, None, 1)['count']:.2f}"
+    best = task_type.answer(scores, dict(enumerate(names)), names, 1)[0]
+    return f"{best.get('answer', best.get('choice'))} ({best['score']:.2f})"
 
 
 def _draw_knowledge(axis: Axes, knowledge: np.ndarray) -> None:
@@ -64,19 +62,19 @@ def _draw_knowledge(axis: Axes, knowledge: np.ndarray) -> None:
 
 
 def _draw_soft_label(
-    axis: Axes, task: str, soft_label: torch.Tensor, anchor: torch.Tensor, truth: float | None, names: list[str] | None
+    axis: Axes, soft_label: torch.Tensor, anchor: torch.Tensor, truth: float | None, names: list[str] | None
 ) -> None:
-    """Q next to the ground truth: the top answers of Q (open-ended), every choice, or the counts."""
+    """Q next to the ground truth: the top answers of Q, every choice, or the counts (no `names`)."""
     axis.set_title("soft label Q vs ground truth", fontsize=9)
     axis.tick_params(labelsize=7)
     axis.invert_yaxis()  # first entry on top
-    if task == "count":
+    if names is None:
         values = {"soft label Q": soft_label[0].item(), "anchor": anchor[0].item()}
         if truth is not None:
             values["ground truth"] = truth
         axis.barh(list(values), list(values.values()))
         return
-    shown = soft_label.argsort(descending=True)[: TOP_ANSWERS if task == "open_ended" else None].tolist()
+    shown = soft_label.argsort(descending=True)[:TOP_ANSWERS].tolist()
     if truth is not None and truth not in shown:
         shown.append(int(truth))
     positions = np.arange(len(shown))
@@ -98,6 +96,7 @@ def visualize_siamese_example(
     sampler: SiameseSampler | None = None,
     output_path: str | os.PathLike = "siamese_example.png",
     seed: int = 0,
+    task: str | None = None,
 ) -> Path:
     """Draw what Figure 4 of the paper shows for one training example and save it as a 1200 x 800 px PNG.
 
@@ -110,8 +109,10 @@ def visualize_siamese_example(
     and Q only exist with labels and several clips) under `torch.no_grad`, with dropout seeded by `seed` without
     touching the global RNG; its previous mode is restored. `label` (answer string / id, choice string / index, or
     count) may be None: Â and Q do not depend on it, so a placeholder label then only switches the siamese branch on.
+    `task` names the task of a joint model.
     """
     config = model.config
+    task_type = config.task_type(task)
     if sampler is None:
         sampler = SiameseSampler(getattr(config, "num_frames", None) or "auto", config.num_siamese_clips)
     if sampler.num_siamese_clips != config.num_siamese_clips or config.num_siamese_clips < 1:
@@ -122,15 +123,15 @@ def visualize_siamese_example(
     indices = sampler.sample(count_frames(video), np.random.default_rng(seed))  # (N, B)
     clips = read_clips(video, indices)  # (N, B, H, W, 3) uint8
     inputs = processor(videos=clips, text=question, choices=choices).to(model.device, dtype=model.dtype)
-    if config.task == "count":
+    answers = config.answers(task)
+    names = list(answers.values()) if answers else choices  # None: the task answers with a count
+    if names is None:
         truth = None if label is None else float(label)
-        labels = torch.tensor([truth or 0.0])
     else:
-        truth = None if label is None else _label_index(config, label, choices)
-        labels = torch.tensor([truth or 0])
-    outputs = _siamese_forward(model, inputs, labels, seed)
+        truth = None if label is None else _label_index(names, label)
+    labels = task_type.label({"label": truth or 0, "count": truth or 0.0})[None]
+    outputs = _siamese_forward(model, {**inputs, "task": config.resolve_task(task)}, labels, seed)
     clip_scores = outputs.clip_logits[0].float().cpu()  # (N, K | choices | 1)
-    names = [config.id2label[i] for i in range(config.num_labels)] if config.task == "open_ended" else choices
 
     figure = Figure(figsize=FIGSIZE, dpi=DPI)
     FigureCanvasAgg(figure)  # render with Agg: no pyplot, no global backend or figure registry
@@ -142,12 +143,12 @@ def visualize_siamese_example(
             axis.imshow(frame)
             axis.set_axis_off()
         name = "anchor" if row == 0 else f"siamese {row}"
-        prediction = _clip_prediction(config.task, clip_scores[row], names)
+        prediction = _clip_prediction(task_type, clip_scores[row], names)
         axes[0].set_title(f"{name} | frames {frame_ids.tolist()} | {prediction}", loc="left", fontsize=7)
     side = layout[1].subgridspec(2, 1, hspace=0.45)
     _draw_knowledge(figure.add_subplot(side[0]), outputs.siamese_knowledge[0].float().cpu().numpy())
     soft_label = outputs.soft_labels[0].float().cpu()
-    _draw_soft_label(figure.add_subplot(side[1]), config.task, soft_label, clip_scores[0], truth, names)
+    _draw_soft_label(figure.add_subplot(side[1]), soft_label, clip_scores[0], truth, names)
     figure.suptitle(f"Q: {question}" + ("" if label is None else f"   (label: {label})"), fontsize=10)
 
     output_path = Path(output_path)
