@@ -352,6 +352,22 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         name = self.config.resolve_task(task)
         return self.classifier[name] if self.config.tasks else self.classifier
 
+    def single_task(self, task: str) -> "SiaSamReaForVideoQuestionAnswering":
+        """A single-task model made of this joint model's body, siamese head and the head of `task` (e.g. to
+        fine-tune the joint TGIF-QA model's FrameQA head on MSRVTT-QA); its task is named by its type."""
+        name = self.config.resolve_task(task)
+        settings = {key: value for key, value in self.config.to_dict().items() if key not in ("tasks", "task")}
+        answers = self.config.answers(name)
+        if answers is not None:
+            settings.update(id2label=answers, label2id={label: i for i, label in answers.items()},
+                            num_answers=len(answers))
+        model = type(self)(SiaSamReaConfig(**settings, task=self.config.task_type(name).name))
+        prefix = f"classifier.{name}."
+        weights = {("classifier." + key.removeprefix(prefix) if key.startswith(prefix) else key): value
+                   for key, value in self.state_dict().items() if key.startswith(prefix) or not key.startswith("classifier.")}
+        model.load_state_dict(weights)
+        return model.to(self.device, self.dtype)
+
     def set_answer_vocabulary(self, answers: list[str], task: str | None = None, reinit: bool = False) -> int:
         """Give an open-ended task the answer vocabulary `answers` (the answer of each id), in place.
 

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from datasets_scripts import load_videoqa, make_synthetic_videoqa
 from training import run_videoqa
@@ -91,7 +92,8 @@ def test_the_saved_joint_model_answers_each_task_in_a_fresh_process(joint_run, s
                **({"choices": row["choices"]} if task in ("action", "transition") else {})}
         for task, row in rows.items()
     }
-    calls["inferred"] = {**calls["action"], "task": None}  # choices given: the joint model's ... two MC tasks
+    calls["inferred"] = {**calls["action"], "task": None}  # choices given, but the joint model has two MC tasks
+    (checkpoint,) = sorted(output_dir.glob("checkpoint-*"))
     script = textwrap.dedent(
         f"""
         import json, sys
@@ -104,6 +106,9 @@ def test_the_saved_joint_model_answers_each_task_in_a_fresh_process(joint_run, s
                 results[name] = vqa(**call)
             except ValueError as error:
                 results[name] = str(error)
+        # a checkpoint written during training is a whole pipeline folder too
+        checkpoint = pipeline("video-question-answering", model={str(checkpoint)!r}, trust_remote_code=True)
+        results["checkpoint"] = checkpoint(**{calls["count"]!r})
         print("RESULTS=" + json.dumps(results))
         """
     )
@@ -116,7 +121,7 @@ def test_the_saved_joint_model_answers_each_task_in_a_fresh_process(joint_run, s
     assert {answer["choice"] for answer in results["transition"]} == set(rows["transition"]["choices"])
     assert results["frameqa"][0]["answer"] in json.loads((output_dir / "config.json").read_text())["tasks"][
         "frameqa"]["answers"]
-    assert set(results["count"]) == {"count", "rounded"}
+    assert set(results["count"]) == set(results["checkpoint"]) == {"count", "rounded"}
     # two multiple-choice tasks: choices alone do not say which one, so the pipeline asks
     assert "name one with task=" in results["inferred"] and "action" in results["inferred"]
 
@@ -148,9 +153,21 @@ def test_the_command_line_evaluates_and_asks_one_task_of_the_joint_model(joint_r
           "--disable_tqdm", "true", "--predictions", str(tmp_path / "count.jsonl")])
     printed = capsys.readouterr().out
     metrics = json.loads(printed[printed.rindex("{\n"):])
-    assert "eval_count_mse" in metrics and "eval_action_accuracy" not in metrics
+    assert "eval_mse" in metrics and "eval_action_accuracy" not in metrics  # a single-task count model now
     lines = [json.loads(line) for line in (tmp_path / "count.jsonl").read_text().splitlines()]
-    assert lines and all(line["task"] == "count" and isinstance(line["prediction"], int) for line in lines)
+    assert lines and all(isinstance(line["prediction"], int) for line in lines)
     row = load_videoqa("synthetic", synthetic_dir, "test", config="count")[0]
     main(["predict", row["video_path"], row["question"], "--model", str(output_dir), "--task", "count"])
     assert set(json.loads(capsys.readouterr().out)) == {"count", "rounded"}
+
+
+def test_a_task_of_the_joint_model_becomes_a_single_task_model_with_the_same_answers(joint_run, synthetic_dir):
+    from modeling_siasamrea import SiaSamReaForVideoQuestionAnswering
+
+    joint = SiaSamReaForVideoQuestionAnswering.from_pretrained(joint_run[0]).eval()
+    frameqa = joint.single_task("frameqa").eval()
+    assert frameqa.config.task == "open_ended" and frameqa.config.tasks is None
+    assert frameqa.config.id2label == joint.config.answers("frameqa")
+    inputs = {"pixel_values": torch.rand(1, 1, 2, 3, 32, 32), "input_ids": torch.tensor([[101, 2054, 3609, 102]])}
+    with torch.no_grad():
+        torch.testing.assert_close(frameqa(**inputs).logits, joint(**inputs, task="frameqa").logits)

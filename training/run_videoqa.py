@@ -102,8 +102,8 @@ class DataArguments:
                           "paper's TGIF-QA training)."})
     task: str | None = field(
         default=None,
-        metadata={"help": "The saved joint model's task that answers this single-task data (e.g. evaluating the "
-                          "TGIF-QA model on the count questions alone: --dataset_config count --task count)."})
+        metadata={"help": "Start from this task of a saved joint model, as a single-task model: e.g. fine-tune the "
+                          "joint TGIF-QA model's frameqa head on MSRVTT-QA, or evaluate its count head alone."})
     task_loss_weights: str | None = field(
         default=None, metadata={"help": "Joint data: per-task loss weights as JSON, e.g. '{\"count\": 0.1}' (default 1)."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the annotations and videos."})
@@ -266,12 +266,16 @@ def build_processor(model_args: ModelArguments, data_args: DataArguments) -> Sia
     return SiaSamReaProcessor(image_processor, tokenizer)
 
 
-def build_model(model_args: ModelArguments, tasks: dict[str, dict[str, Any]]) -> SiaSamReaForVideoQuestionAnswering:
+def build_model(
+    model_args: ModelArguments, tasks: dict[str, dict[str, Any]], data_task: str | None = None
+) -> SiaSamReaForVideoQuestionAnswering:
     """The model from its starting point, for the data's `tasks` (`data_tasks`). A fresh model's open-ended heads get
-    the training vocabularies; a saved model keeps its own unless training brings one (`load_saved_model`)."""
+    the training vocabularies; a saved model keeps its own unless training brings one (`load_saved_model`), and a
+    saved joint model gives the single-task model of its task `data_task`."""
     overrides = model_args.config_overrides()
     if model_args.model_name_or_path:
-        return load_saved_model(model_args.model_name_or_path, tasks, overrides, model_args.reinit_answer_head)
+        return load_saved_model(model_args.model_name_or_path, tasks, overrides, model_args.reinit_answer_head,
+                                from_task=data_task)
     if any(get_task_type(spec["type"]).has_vocabulary and "answers" not in spec for spec in tasks.values()):
         raise ValueError("a new open-ended model needs the training split's answer vocabulary (train it)")
     if len(tasks) == 1:
@@ -296,9 +300,11 @@ RESHAPEABLE = ("siamese_head.clip_weight_logits",)
 
 
 def load_saved_model(
-    path: str, tasks: dict[str, dict[str, Any]], overrides: dict[str, Any], reinit_answer_head: bool
+    path: str, tasks: dict[str, dict[str, Any]], overrides: dict[str, Any], reinit_answer_head: bool,
+    from_task: str | None = None,
 ) -> SiaSamReaForVideoQuestionAnswering:
-    """A saved SiaSamRea folder whose tasks are the data's (same names and types; one of them for `--task`).
+    """A saved SiaSamRea folder whose tasks are the data's (same names and types), or, with `from_task`, the
+    single-task model of that task of a saved joint model.
 
     Its answer vocabularies stay unless the data brings training ones (`tasks[...]["answers"]`): then the rows of the
     answers both share are kept and the others initialised (logged; all of them with `reinit_answer_head`).
@@ -308,9 +314,12 @@ def load_saved_model(
     saved = SiaSamReaConfig.from_pretrained(path)
     saved_tasks = {name: saved.task_type(name).name for name in saved.task_names}
     wanted = {name: spec["type"] for name, spec in tasks.items()}
-    one_of_them = len(wanted) == 1 and saved.tasks and wanted.items() <= saved_tasks.items()
-    if saved_tasks != wanted and not one_of_them:
-        hint = " (pick one of a joint model's tasks with --task)" if saved.tasks else ""
+    if from_task is not None:
+        if not saved.tasks or from_task not in saved_tasks:
+            raise ValueError(f"--task {from_task}: {path} has no such task of a joint model; its tasks are {saved_tasks}")
+        saved_tasks = {saved_tasks[from_task]: saved_tasks[from_task]}  # the single-task model it becomes
+    if saved_tasks != wanted:
+        hint = " (pick one of a joint model's tasks with --task)" if saved.tasks and from_task is None else ""
         raise ValueError(f"{path} holds a model for tasks {saved_tasks}, but this data has {wanted}{hint}")
     model, info = SiaSamReaForVideoQuestionAnswering.from_pretrained(
         path, ignore_mismatched_sizes=True, output_loading_info=True, **overrides
@@ -321,6 +330,10 @@ def load_saved_model(
     if mismatched:
         logger.warning("W1, W2 of %s were learnt for another number of clips; with N = %d clips they start uniform",
                        path, model.config.num_clips)
+    if from_task is not None:
+        model = model.single_task(from_task)
+        logger.warning("starting from task %s of the joint model %s, as a single-task %s model", from_task, path,
+                       model.config.task)
     for name, spec in tasks.items():
         answers, old = spec.get("answers"), model.config.answers(name)
         if answers is None or (list(old.values()) == answers and not reinit_answer_head):
@@ -349,7 +362,6 @@ def data_tasks(data_args: DataArguments, training: bool) -> dict[str, dict[str, 
     tasks = {}
     for name, config in configs.items():
         task_type = joint[name] if joint else name
-        name = data_args.task or name
         spec: dict[str, Any] = {"type": task_type}
         if get_task_type(task_type).has_vocabulary and training:
             vocab = load_answer_vocab(data_args.dataset_name, data_dir, config=config if joint else
@@ -412,11 +424,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     evaluating = training_args.do_eval or predictions_file is not None
 
     train_set, eval_set = load_data(data_args, training_args.do_train, evaluating)
-    if data_args.task:  # every question goes to that task of the joint model
-        train_set, eval_set = (None if split is None else split.add_column("task", [data_args.task] * len(split))
-                               for split in (train_set, eval_set))
     processor = build_processor(model_args, data_args)
-    model = build_model(model_args, data_tasks(data_args, training_args.do_train))
+    model = build_model(model_args, data_tasks(data_args, training_args.do_train), data_task=data_args.task)
     config = model.config
     frames = data_args.frames(config)
     config.num_frames = frames  # every checkpoint (and the final folder) answers with these frames per clip
