@@ -13,6 +13,25 @@ KNOWLEDGE_MODES = ("similarity", "average")
 SOFT_LABEL_SOURCES = ("eq5", "anchor_row", "eq5_anchor_init")
 # how far predictions propagate through Â: one step (Eq. 3-4) or to BAKE's fixed point (1 - ω)(I - ωÂ)^-1 P
 PROPAGATIONS = ("one_step", "closed_form")
+# Named settings of the siamese objective: `siamese_preset` gives every field listed here that a config leaves unset
+# (None). "paper" is the paper read literally (docs/design.md); the default is the one the paired study supports
+# (benchmarks/results/siamese_study.md).
+SIAMESE_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "siamese_loss_weight": 1.0,
+        "siamese_clips_supervised": False,
+        "siamese_distillation_temperature": 1.0,
+        "siamese_soft_label": "eq5",
+        "siamese_propagation": "one_step",
+        "siamese_loss_weight_warmup": 0.0,
+    },
+}
+DEFAULT_SIAMESE_PRESET = "paper"
+# a saved config without `siamese_preset` was written before presets existed, when the objective was the paper's
+PRESET_OF_OLDER_CONFIGS = "paper"
+
+
+PRESET_FIELDS = tuple(SIAMESE_PRESETS[DEFAULT_SIAMESE_PRESET])
 
 
 class SiaSamReaConfig(PreTrainedConfig):
@@ -42,7 +61,12 @@ class SiaSamReaConfig(PreTrainedConfig):
         num_siamese_clips (`int`, *optional*, defaults to 8):
             Siamese clips sampled next to the anchor in training, so each video gives `N = 1 + num_siamese_clips`
             clips (paper: N = 9). The clip weights W1, W2 of Eq. 5 have N entries.
-        siamese_loss_weight (`float`, *optional*, defaults to 1.0):
+        siamese_preset (`str`, *optional*, defaults to `"paper"`):
+            A named setting of the siamese objective (`SIAMESE_PRESETS`): it gives `siamese_loss_weight`,
+            `siamese_clips_supervised`, `siamese_distillation_temperature`, `siamese_soft_label`,
+            `siamese_propagation` and `siamese_loss_weight_warmup` wherever they are left unset. `"paper"`: the
+            paper read literally. A saved config without this field (written before presets) loads as `"paper"`.
+        siamese_loss_weight (`float`, *optional*, defaults to the preset's, 1.0 in `"paper"`):
             α of Eq. 8, the weight of the soft-label loss L_siamese.
         siamese_omega (`float`, *optional*, defaults to 0.5):
             ω of Eq. 5, mixing the propagated predictions (ÂP) and the plain predictions (P) into the soft label Q.
@@ -56,22 +80,22 @@ class SiaSamReaConfig(PreTrainedConfig):
         learnable_clip_weights (`bool`, *optional*, defaults to `True`):
             Learn W1 and W2 of Eq. 5 (softmax over N logits, so Q stays a distribution). When `False` both are
             uniform and the ground-truth term on Q is dropped (the paper's W1/W2 ablation).
-        siamese_clips_supervised (`bool`, *optional*, defaults to `False`):
+        siamese_clips_supervised (`bool`, *optional*, defaults to the preset's, `False` in `"paper"`):
             Also apply the ground-truth loss to every siamese clip (and let them receive gradient). By default the
             siamese clips only act as the teacher and run under `torch.no_grad`.
-        siamese_distillation_temperature (`float`, *optional*, defaults to 1.0):
+        siamese_distillation_temperature (`float`, *optional*, defaults to the preset's, 1.0 in `"paper"`):
             Distillation temperature T: the clips' predictions P that build Q and the anchor's prediction in
             L_siamese are both softmaxes of scores / T, and L_siamese is multiplied by T² (BAKE and Hinton et al.
             use T = 4; the paper's T = 1). Exactly neutral for the count task, whose P is the count itself.
-        siamese_soft_label (`str`, *optional*, defaults to `"eq5"`):
+        siamese_soft_label (`str`, *optional*, defaults to the preset's, `"eq5"` in `"paper"`):
             Where Q comes from. `"eq5"`: Q = ω·W1 Â P + (1 − ω)·W2 P with W1, W2 over the N clips (the paper).
             `"anchor_row"`: Q = ω·Â(0, :) P + (1 − ω)·p_anchor, the anchor's own row (BAKE's per-sample soft label;
             no W1, W2). `"eq5_anchor_init"`: Eq. 5 with W1 and W2 starting with weight 0.9 on the anchor. With W1
             uniform Eq. 5 weighs clip j by a column mean of Â, about 1/N whatever Â is (docs/design.md).
-        siamese_propagation (`str`, *optional*, defaults to `"one_step"`):
+        siamese_propagation (`str`, *optional*, defaults to the preset's, `"one_step"` in `"paper"`):
             `"one_step"`: Â P of Eq. 3-4. `"closed_form"`: Â propagates BAKE's fixed point Q∞ = (1 − ω)(I − ωÂ)⁻¹P
             of Q∞ = ωÂQ∞ + (1 − ω)P instead of P (needs ω < 1); with `"anchor_row"`, Q = Q∞(0, :) exactly.
-        siamese_loss_weight_warmup (`float`, *optional*, defaults to 0.0):
+        siamese_loss_weight_warmup (`float`, *optional*, defaults to the preset's, 0.0 in `"paper"`):
             Fraction of the training steps over which α rises linearly from 0 to `siamese_loss_weight` (0: α from
             the first step, the paper). The Trainer's `SiameseLossWarmupCallback` (training/callbacks.py) tells the
             model its progress.
@@ -101,17 +125,18 @@ class SiaSamReaConfig(PreTrainedConfig):
     num_answers: int | None = None
     tasks: dict[str, dict[str, Any]] | None = None
     num_siamese_clips: int = 8
-    siamese_loss_weight: float = 1.0
+    siamese_preset: str = DEFAULT_SIAMESE_PRESET
+    siamese_loss_weight: float | None = None
     siamese_omega: float = 0.5
     siamese_temperature: float = 1.0
     siamese_knowledge: str = "similarity"
     siamese_projection: bool = False
     learnable_clip_weights: bool = True
-    siamese_clips_supervised: bool = False
-    siamese_distillation_temperature: float = 1.0
-    siamese_soft_label: str = "eq5"
-    siamese_propagation: str = "one_step"
-    siamese_loss_weight_warmup: float = 0.0
+    siamese_clips_supervised: bool | None = None
+    siamese_distillation_temperature: float | None = None
+    siamese_soft_label: str | None = None
+    siamese_propagation: str | None = None
+    siamese_loss_weight_warmup: float | None = None
     vision_frozen_batchnorm: bool = True
     max_grid_row_position_embeddings: int = 100
     max_grid_col_position_embeddings: int = 100
@@ -130,7 +155,26 @@ class SiaSamReaConfig(PreTrainedConfig):
                     f"num_answers={self.num_answers} does not match id2label, which has {self.num_labels} answers."
                 )
             self.num_answers = self.num_labels
+        if self.siamese_preset not in SIAMESE_PRESETS:
+            raise ValueError(f"siamese_preset must be one of {tuple(SIAMESE_PRESETS)}, got {self.siamese_preset!r}")
+        for name, value in SIAMESE_PRESETS[self.siamese_preset].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         self.validate_siamese()
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> "SiaSamReaConfig":
+        """As `PreTrainedConfig.from_dict`, with two rules for the siamese preset: a saved config without
+        `siamese_preset` (written before presets existed) keeps the paper's objective, whatever today's default; and
+        siamese settings passed as keyword arguments (e.g. `from_pretrained(path, siamese_preset="paper")`) are
+        resolved and checked like constructor arguments -- a new preset replaces every setting the saved one gave."""
+        config_dict = {"siamese_preset": PRESET_OF_OLDER_CONFIGS, **config_dict}
+        if kwargs.get("siamese_preset") is not None:
+            config_dict = {key: value for key, value in config_dict.items() if key not in PRESET_FIELDS}
+        for name in ("siamese_preset", *PRESET_FIELDS):
+            if name in kwargs:
+                config_dict[name] = kwargs.pop(name)
+        return super().from_dict(config_dict, **kwargs)
 
     @staticmethod
     def _task_spec(name: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """The switches of the siamese objective (issue #13): each one's math, pinned on the model and on the functions."""
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,6 +10,7 @@ from conftest import tiny_config, tiny_inputs
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
 from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering
+from modeling_siasamrea.configuration_siasamrea import DEFAULT_SIAMESE_PRESET, PRESET_FIELDS, SIAMESE_PRESETS
 from modeling_siasamrea.siamese_reasoning import (
     ANCHOR_INIT_WEIGHT,
     anchor_soft_label,
@@ -208,3 +211,48 @@ def test_new_switches_reject_values_outside_their_domain(field, value, message):
 def test_closed_form_needs_omega_below_one():
     with pytest.raises(ValueError, match="siamese_omega < 1"):
         SiaSamReaConfig(siamese_propagation="closed_form", siamese_omega=1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------- presets
+OLD_CONFIG = Path(__file__).parent / "fixtures" / "saved_v0_1" / "open_ended"
+
+
+def _preset_values(config: SiaSamReaConfig) -> dict:
+    return {name: getattr(config, name) for name in PRESET_FIELDS}
+
+
+def test_a_new_config_takes_the_default_preset_and_explicit_fields_win():
+    assert _preset_values(SiaSamReaConfig()) == SIAMESE_PRESETS[DEFAULT_SIAMESE_PRESET]
+    config = SiaSamReaConfig(siamese_preset="paper", siamese_distillation_temperature=4.0)
+    assert config.siamese_distillation_temperature == 4.0 and config.siamese_soft_label == "eq5"
+    with pytest.raises(ValueError, match="siamese_preset must be one of"):
+        SiaSamReaConfig(siamese_preset="bake")
+
+
+def test_a_config_saved_before_presets_keeps_the_papers_objective():
+    saved = json.loads((OLD_CONFIG / "config.json").read_text())
+    assert "siamese_preset" not in saved and "siamese_soft_label" not in saved
+    config = SiaSamReaConfig.from_dict(saved)
+    assert config.siamese_preset == "paper" and _preset_values(config) == SIAMESE_PRESETS["paper"]
+    assert _preset_values(SiaSamReaConfig.from_pretrained(OLD_CONFIG)) == SIAMESE_PRESETS["paper"]
+
+
+def test_saving_writes_the_preset_and_every_setting_so_a_reload_is_the_same(tmp_path):
+    config = SiaSamReaConfig(siamese_soft_label="anchor_row", siamese_distillation_temperature=4.0)
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert {"siamese_preset", *PRESET_FIELDS} <= saved.keys()
+    reloaded = SiaSamReaConfig.from_pretrained(tmp_path)
+    assert _preset_values(reloaded) == _preset_values(config) and reloaded.siamese_preset == config.siamese_preset
+
+
+def test_loading_with_another_preset_replaces_every_setting_the_saved_one_gave(tmp_path):
+    SiaSamReaConfig(siamese_distillation_temperature=4.0, siamese_loss_weight=0.5).save_pretrained(tmp_path)
+    paper = SiaSamReaConfig.from_pretrained(tmp_path, siamese_preset="paper")
+    assert _preset_values(paper) == SIAMESE_PRESETS["paper"]
+    tempered = SiaSamReaConfig.from_pretrained(tmp_path, siamese_preset="paper", siamese_distillation_temperature=2.0)
+    assert tempered.siamese_distillation_temperature == 2.0 and tempered.siamese_loss_weight == 1.0
+    kept = SiaSamReaConfig.from_pretrained(tmp_path, siamese_soft_label="anchor_row")
+    assert kept.siamese_loss_weight == 0.5 and kept.siamese_soft_label == "anchor_row"
+    with pytest.raises(ValueError, match="siamese_distillation_temperature"):  # overrides are checked too
+        SiaSamReaConfig.from_pretrained(tmp_path, siamese_distillation_temperature=0.0)

@@ -8,6 +8,7 @@ from modeling_siasamrea import SiaSamReaConfig
 
 SIAMESE_FIELDS = (
     "num_siamese_clips",
+    "siamese_preset",
     "siamese_loss_weight",
     "siamese_omega",
     "siamese_temperature",

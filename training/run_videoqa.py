@@ -66,6 +66,8 @@ class ModelArguments:
         metadata={"help": f"Tokenizer; defaults to the text model's. '{OFFLINE_TOKENIZER}' uses the offline package."},
     )
     num_siamese_clips: int | None = field(default=None, metadata={"help": "Siamese clips per video (paper: 8)."})
+    siamese_preset: str | None = field(
+        default=None, metadata={"help": "Named siamese setting ('paper': the paper read literally); fields given win."})
     siamese_loss_weight: float | None = field(default=None, metadata={"help": "alpha of Eq. 8 (paper: 1.0)."})
     siamese_omega: float | None = field(default=None, metadata={"help": "omega of Eq. 5 (paper: 0.5)."})
     siamese_temperature: float | None = field(default=None, metadata={"help": "Temperature of Eq. 2 (paper: 1)."})
