@@ -5,7 +5,7 @@ No timing is asserted (the figures are measured by the scripts themselves, on a 
 
 import json
 
-from benchmarks import ablation, bench_dataloader, bench_gpu, bench_inference, bench_sampling, bench_train_step
+from benchmarks import bench_dataloader, bench_gpu, bench_inference, bench_sampling, bench_train_step
 
 
 def _written(out, name):
@@ -67,34 +67,3 @@ def test_bench_gpu_quick_on_cpu(tmp_path):
     bench_gpu.main(["--quick", "--out-dir", str(tmp_path)])
     settings = _written(tmp_path, "gpu")["settings"]
     assert [s["gradient_checkpointing"] for s in settings] == [True, False]
-
-
-def test_ablation_quick(tmp_path):
-    results = ablation.main(["--quick", "--workers", "1", "--data-dir", str(tmp_path / "data"),
-                             "--out-dir", str(tmp_path / "out")])
-    assert set(results["summary"]) == {"baseline", "skg_skr"}
-    assert 0 <= results["evidence"]["train_anchor_sees_a_flash"] <= results["evidence"]["train_union_of_9_clips_sees_a_flash"]
-    assert (tmp_path / "out" / "ablation.md").is_file() and (tmp_path / "out" / "ablation.png").is_file()
-    # --report rewrites the same tables from the json without training
-    ablation.main(["--report", str(tmp_path / "out" / "ablation.json"), "--out-dir", str(tmp_path / "again")])
-    assert (tmp_path / "again" / "ablation.md").read_text() == (tmp_path / "out" / "ablation.md").read_text()
-
-
-def test_ablation_warm_start_continues_every_row_from_the_pretrained_baseline(tmp_path):
-    results = ablation.main(["--quick", "--warm-start", "1", "--workers", "1", "--data-dir", str(tmp_path / "data"),
-                             "--out-dir", str(tmp_path / "out")])
-    assert [r["row"] for r in results["pretrained"]] == ["baseline"]
-    assert {r["row"] for r in results["runs"]} == {"baseline", "skg_skr"}
-    full = next(r for r in results["runs"] if r["row"] == "skg_skr")
-    # the teacher diagnostics are recorded for the siamese row only
-    assert 0 <= full["history"]["train_teacher"][-1] <= 1 and full["history"]["knowledge_entropy"][-1] > 0
-    assert next(r for r in results["runs"] if r["row"] == "baseline")["history"]["train_teacher"] == [None]
-    assert (tmp_path / "out" / "warm_start.md").is_file()
-
-
-def test_label_noise_changes_that_fraction_of_labels_to_another_answer_the_same_way_each_time():
-    rows = [{"label": i % 3, "question_id": str(i)} for i in range(20)]
-    noisy = ablation.with_label_noise(rows, 0.3)
-    changed = [(a, b) for a, b in zip(rows, noisy) if a["label"] != b["label"]]
-    assert len(changed) == 6 and all(b["label"] in {0, 1, 2} for _, b in changed)
-    assert noisy == ablation.with_label_noise(rows, 0.3) and ablation.with_label_noise(rows, 0.0) == rows
