@@ -161,7 +161,8 @@ def train_run(task: dict[str, Any]) -> dict[str, Any]:
             "--num_frames", str(s["num_frames"]), "--max_image_size", str(s["data"]["image_size"]),
             "--per_device_train_batch_size", str(task["schedule"]["batch_size"]),
             "--learning_rate", str(task["schedule"]["learning_rate"]),
-            "--logging_steps", str(task["schedule"]["logging_steps"]), "--eval_split", "test", "--eval_strategy", "no", "--save_strategy", "no",
+            "--logging_steps", str(task["schedule"]["logging_steps"]), "--eval_split", "test",
+            "--eval_strategy", "no", "--save_strategy", "no",
             "--load_best_model_at_end", "false", "--do_eval", "true", "--disable_tqdm", "true", "--report_to", "none",
             "--log_level", "error", "--per_device_eval_batch_size", "32", *task["extra"], *_argv(task["switches"])]
     metrics = run_videoqa.main(argv)
@@ -181,16 +182,24 @@ def train_run(task: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _parallel(tasks: list[dict[str, Any]], workers: int, log: Path | None) -> list[dict[str, Any]]:
-    """Run the tasks on ``workers`` single-core processes, seed by seed; print and log each result as it comes."""
+def _key(run: dict[str, Any]) -> tuple:
+    return run["phase"], run["variant"], run["row"], run["seed"]
+
+
+def _parallel(tasks: list[dict[str, Any]], workers: int, log: Path | None,
+              done: dict[tuple, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Run the tasks on ``workers`` single-core processes, seed by seed; print and log each result as it comes.
+    Tasks with a result in ``done`` (a resumed study's log) are not run again."""
     import multiprocessing
 
-    tasks = sorted(tasks, key=lambda t: (t["seed"], -_cost(t["switches"])))  # stopped early: whole seeds done
-    results = []
+    results = [done[_key(task)] for task in tasks if done and _key(task) in done]
+    tasks = sorted((task for task in tasks if not done or _key(task) not in done),
+                   key=lambda t: (t["seed"], -_cost(t["switches"])))  # stopped early: whole seeds done
     if workers > 1:
         context = multiprocessing.get_context("spawn")
+        # (no max_tasks_per_child: with it Python 3.11's pool hangs once every worker has been replaced)
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                   initargs=(context.Value("i", 0),), max_tasks_per_child=16)
+                                   initargs=(context.Value("i", 0),))
         outcomes = pool.map(train_run, tasks)
     else:  # in this process (tests)
         pool, outcomes = None, map(train_run, tasks)
@@ -233,7 +242,8 @@ def evidence_statistics(data_dir: Path, num_frames: int, draws: int = 10) -> dic
         if m["split"] == "test":
             evaluation.append(bool(flashes & set(sampler.sample_eval(m["num_frames"])[0].tolist())))
     train = [m for m in meta if m["split"] == "train"]
-    return {"train_anchor_sees_a_flash": float(np.mean(anchor)), "train_union_of_9_clips_sees_a_flash": float(np.mean(union)),
+    return {"train_anchor_sees_a_flash": float(np.mean(anchor)),
+            "train_union_of_9_clips_sees_a_flash": float(np.mean(union)),
             "test_eval_clip_sees_a_flash": float(np.mean(evaluation)),
             "train_labels_right": float(np.mean([m.get("annotated_color") is None for m in train]))}
 
@@ -335,6 +345,10 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work_dir or ROOT / "outputs" / "siamese_study")
     work.mkdir(parents=True, exist_ok=True)
     log = work / "runs.jsonl"
+    done = {}
+    if args.resume and log.is_file():  # the runs a stopped study finished (same settings: the caller's promise)
+        done = {_key(run): run for run in map(json.loads, log.read_text().splitlines())}
+        print(f"resuming: {len(done)} runs done before", flush=True)
     start = time.perf_counter()
     data_dirs = {variant: make_data(root, s, variant, args.quick) for variant in VARIANTS}
     print(f"data ready in {time.perf_counter() - start:.0f} s: {data_dirs}", flush=True)
@@ -376,7 +390,7 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
                 for v in VARIANTS for row, switches in rows.items() for seed in seeds]
 
     # 2. every row x seed fine-tunes the checkpoint, paired by seed
-    runs = _parallel(tasks({row: ROWS[row][1] for row in s["rows"]}, s["seeds"], "rows"), args.workers, log)
+    runs = _parallel(tasks({row: ROWS[row][1] for row in s["rows"]}, s["seeds"], "rows"), args.workers, log, done)
     summary = summarize(runs)
     # 3. the best combination of single switches, on fresh seeds with their own baselines
     best = None
@@ -384,11 +398,11 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
         best = best_combination(summary)
         print(f"best combination: {best}", flush=True)
         runs += _parallel(tasks({"baseline": ROWS["baseline"][1], BEST: best["switches"]}, s["best_seeds"], "best"),
-                          args.workers, log)
+                          args.workers, log, done)
         summary = summarize(runs)
     return {"machine": machine(), "settings": s, "evidence": evidence, "pretrained": pretrained, "teacher": teacher,
             "best": best, "runs": runs, "summary": summary, "wall_seconds": time.perf_counter() - start,
-            "core_seconds": sum(r["seconds"] for r in pretrained + runs)}
+            "core_seconds": sum(r["seconds"] for r in pretrained + runs), "resumed_runs": len(done)}
 
 
 # ------------------------------------------------------------------------------------------------------- report
@@ -414,7 +428,8 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"{s['seeds']}; the best combination: seeds {s['best_seeds']} with their own baselines. "
             "**Difference** = row - baseline of the same seed, in accuracy points: mean [95% t-interval]; "
             "**MDE** = the smallest difference this design detects with 80% power (two-sided 5%).\n",
-            f"Wall time {results['wall_seconds'] / 60:.1f} min ({results['core_seconds'] / 60:.0f} core-min of runs) on "
+            f"Wall time {results['wall_seconds'] / 60:.1f} min ({results['core_seconds'] / 60:.0f} core-min of runs) "
+            "on "
             f"{results['machine']['cpu_count']} CPUs, 2 single-core worker processes; load average at the end "
             f"{results['machine'].get('load_average_1m')}.\n"]
     for variant, spec in VARIANTS.items():
@@ -423,14 +438,15 @@ def to_markdown(results: dict[str, Any]) -> str:
         pre = next(r["accuracy"] for r in results["pretrained"] if r["variant"] == variant)
         text.append(f"\n## {variant}: `make_synthetic_videoqa(variant={spec['variant']!r}, "
                     f"label_noise={spec['label_noise']})`\n")
-        text.append(f"Evidence: the training anchor sees a flash in {100 * ev['train_anchor_sees_a_flash']:.0f}% of draws, "
-                    f"the 9 clips together in {100 * ev['train_union_of_9_clips_sees_a_flash']:.0f}%, the evaluation clip "
-                    f"in {100 * p:.0f}% of test videos: anchor-only ceiling "
-                    f"{100 * (p + (1 - p) * COLOR_PRIOR[variant]):.1f}%. Training labels right: "
-                    f"{100 * ev['train_labels_right']:.0f}%. The pretrained checkpoint: {100 * pre:.1f}% test accuracy; "
-                    f"on {teacher['questions']} training questions the true colour is the argmax of the paper's teacher "
-                    f"Q in {100 * teacher['teacher_right']:.0f}%, of the anchor's prediction in "
-                    f"{100 * teacher['anchor_right']:.0f}%, and the label in {100 * teacher['label_right']:.0f}%.\n")
+        seen = (f"the training anchor sees a flash in {100 * ev['train_anchor_sees_a_flash']:.0f}% of draws, the 9 "
+                f"clips together in {100 * ev['train_union_of_9_clips_sees_a_flash']:.0f}%, the evaluation clip in "
+                f"{100 * p:.0f}% of test videos")
+        text.append(f"Evidence: {seen}: anchor-only ceiling {100 * (p + (1 - p) * COLOR_PRIOR[variant]):.1f}%. "
+                    f"Training labels right: {100 * ev['train_labels_right']:.0f}%. The pretrained checkpoint: "
+                    f"{100 * pre:.1f}% test accuracy; on {teacher['questions']} training questions the true colour is "
+                    f"the argmax of the paper's teacher Q in {100 * teacher['teacher_right']:.0f}%, of the anchor's "
+                    f"prediction in {100 * teacher['anchor_right']:.0f}%, and the label in "
+                    f"{100 * teacher['label_right']:.0f}%.\n")
         rows = []
         for row, r in summary[variant].items():
             d = r["difference"]
@@ -485,6 +501,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--work-dir", default=None, help="checkpoints and run folders (default outputs/siamese_study)")
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--report", default=None, metavar="JSON", help="train nothing: rewrite the tables from a json")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the runs logged in WORK_DIR/runs.jsonl by a stopped study with the same settings")
     args = parser.parse_args(argv)
     out_dir = Path(args.out_dir) if args.out_dir else RESULTS_DIR
     results = json.loads(Path(args.report).read_text()) if args.report else run_study(args)

@@ -55,3 +55,7 @@ def test_quick_study_runs_through_run_videoqa_and_reports_paired_differences(tmp
     siamese_study.main(["--report", str(tmp_path / "out" / "siamese_study.json"), "--out-dir", str(tmp_path / "again")])
     assert (tmp_path / "again" / "siamese_study.md").read_text() == (tmp_path / "out" / "siamese_study.md").read_text()
     assert saved["settings"]["finetune"]["steps"] == 2
+    resumed = siamese_study.main(["--quick", "--workers", "1", "--resume", "--data-dir", str(tmp_path / "data"),
+                                  "--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path / "resumed")])
+    assert resumed["resumed_runs"] == len(results["runs"]) + len(results["pretrained"])  # nothing trained again
+    assert json.dumps(resumed["summary"]) == json.dumps(results["summary"])  # (NaN != NaN: compare the text)
