@@ -30,7 +30,7 @@ Learnability (why version 2; numbers in benchmarks/results/ablation.md)
     Version 1 drew one small always-visible distractor square of *every* palette colour, a 0.14 x size target and
     heavier noise (std 10, texture 22), and asked "what shape appears first ?". The tiny CPU model then stayed at
     the question-type prior (~0.21), even with the target *always visible*: the failure was not only temporal.
-    Baseline runs on the colour questions (``python -m benchmarks.ablation --learnability``, 15 epochs, 250 train
+    Baseline runs on the colour questions (the former ``benchmarks/ablation.py --learnability``, 15 epochs, 250 train
     questions, test accuracy, chance 0.17): version 2 0.36 (target always visible: 1.00); version-1 visuals 0.17
     (always visible: 0.50); version 2 with the version-1 model (64-wide BERT, ResNet [16, 32]) 0.17. So two things
     made version 1 unlearnable in CPU minutes: a model too narrow, and -- because ClipBERT averages a clip's frames,

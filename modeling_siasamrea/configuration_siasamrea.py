@@ -9,7 +9,8 @@ from .tasks import TASK_TYPES, TaskType, get_task_type
 TASKS = tuple(TASK_TYPES)
 KNOWLEDGE_MODES = ("similarity", "average")
 # where the soft label Q comes from (docs/design.md, "Siamese knowledge reasoning"): Eq. 5 with learnable W1, W2; the
-# anchor's own row of the propagated predictions (BAKE's per-sample soft label); Eq. 5 with W1, W2 starting on the anchor
+# anchor's own row of the propagated predictions (BAKE's per-sample soft label); Eq. 5 with W1, W2 starting on the
+# anchor
 SOFT_LABEL_SOURCES = ("eq5", "anchor_row", "eq5_anchor_init")
 # how far predictions propagate through Â: one step (Eq. 3-4) or to BAKE's fixed point (1 - ω)(I - ωÂ)^-1 P
 PROPAGATIONS = ("one_step", "closed_form")

@@ -97,7 +97,8 @@ def test_anchor_row_follows_the_anchors_knowledge_where_uniform_eq5_sees_only_co
     # two siamese knowledges with the same column means (1/3) whose anchor rows trust clip 1 or clip 2
     trusts_clip_1 = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
     trusts_clip_2 = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    anchor = [anchor_soft_label(propagate_siamese_knowledge(k, probs), probs, 0.5) for k in (trusts_clip_1, trusts_clip_2)]
+    anchor = [anchor_soft_label(propagate_siamese_knowledge(k, probs), probs, 0.5)
+              for k in (trusts_clip_1, trusts_clip_2)]
     torch.testing.assert_close(anchor[0], torch.tensor([0.6, 0.4]))  # 0.5 * p_1 + 0.5 * p_anchor
     torch.testing.assert_close(anchor[1], torch.tensor([0.1, 0.9]))  # 0.5 * p_2 + 0.5 * p_anchor
     uniform = torch.full((3,), 1 / 3)
