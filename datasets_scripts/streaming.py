@@ -21,11 +21,11 @@ relative) plus ``video``, the bytes of its video. Then, as for any ``IterableDat
   it was in); ``stream.shuffle(seed, buffer_size)`` shuffles the shards' order and a buffer of questions (a resumed
   run restarts with an empty buffer).
 
-:class:`StreamingVideoQATransform` is the training transform for such a stream: the same siamese sampling, decoding
-and processing as :class:`~datasets_scripts.transforms.VideoQATransform`, reading each video from its bytes, so with
-the same seed and epoch a question from the shards gives the very inputs it gives from the folder::
+:class:`~datasets_scripts.transforms.VideoQATransform` reads each video of such a stream from its bytes (the ``video``
+column): the same siamese sampling, decoding and tokenizing as from the folder, so with the same seed and epoch a
+question from the shards gives the very inputs it gives from the folder::
 
-    transform = StreamingVideoQATransform(processor, sampler, train=True, task="open_ended", seed=0)
+    transform = VideoQATransform(processor, sampler, train=True, task="open_ended", seed=0)
     inputs = stream.map(transform, batched=True, batch_size=1, remove_columns=stream.column_names)
 """
 
@@ -43,12 +43,10 @@ import datasets
 import numpy as np
 from datasets.utils.py_utils import convert_file_size_to_int
 
-from modeling_siasamrea.video_io import VideoBytes
 
 from .loading import get_builder
-from .transforms import VideoQATransform
 
-__all__ = ["INDEX_FILE", "StreamingVideoQATransform", "load_videoqa_shards", "pack_split", "pack_videoqa"]
+__all__ = ["INDEX_FILE", "load_videoqa_shards", "pack_split", "pack_videoqa"]
 
 logger = logging.getLogger(__name__)
 
@@ -189,15 +187,3 @@ def load_videoqa_shards(shards_dir: str | os.PathLike, split: str, name: str | N
     stream = datasets.load_dataset("webdataset", data_files={split: files}, split=split, streaming=True, features=raw)
     return stream.map(_explode, batched=True, batch_size=1, remove_columns=list(raw),
                       features=datasets.Features({**features, "video": datasets.Value("binary")}))
-
-
-class StreamingVideoQATransform(VideoQATransform):
-    """:class:`VideoQATransform` for streamed questions: each video is read from the ``video`` column (its bytes,
-    named by ``video_path`` in logs and errors), everything else is the parent's. Outputs carry ``video_path``."""
-
-    def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        names = batch["video_path"]
-        videos = [VideoBytes(data, name) for data, name in zip(batch["video"], names, strict=True)]
-        out = super().__call__({**batch, "video_path": videos})
-        out["video_path"] = list(names)  # names, not the videos' bytes, go on to the DataLoader's main process
-        return out

@@ -5,7 +5,10 @@
 
 Each access samples fresh clip positions in training (the anchor and its siamese clips), or the deterministic
 evaluation clip(s); decodes only those frames (only inside the How2QA ``[start, end]`` window when the example
-has a ``start_frame``); and runs the processor. Examples are not padded to each other: the collator does that.
+has a ``start_frame``), already scaled to the model's size by the decoder; and tokenizes the text. Frames stay
+uint8 (a quarter of float32, and unpadded): the collator pads a batch and the model's device normalises it
+(``SiaSamReaImageProcessor.pixel_values_from_frames``, which the trainer calls), as ClipBERT did on the GPU.
+Rows of a streamed dataset (``datasets_scripts.streaming``) carry their video's bytes in ``video``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 
 from modeling_siasamrea.tasks import TaskType, get_task_type
 from modeling_siasamrea.sampling import SiameseSampler
-from modeling_siasamrea.video_io import VideoDecodeError, read_clips
+from modeling_siasamrea.video_io import VideoBytes, VideoDecodeError, read_clips
 
 
 __all__ = ["ReplaceUnreadableVideos", "VideoQATransform"]
@@ -35,8 +38,9 @@ _REPORT_FILES = 5
 class VideoQATransform:
     """``__call__(batch) -> batch`` for ``datasets.Dataset.with_transform`` (works in DataLoader workers).
 
-    Output per example: ``pixel_values`` float tensor (clips, frames, 3, S, S) -- in training 1 + the
-    sampler's siamese clips with the anchor first, in evaluation ``num_eval_clips``. A video that cannot be
+    Output per example: ``pixel_values`` uint8 tensor (clips, frames, 3, h, w), the longer side of (h, w) the
+    processor's ``max_image_size`` -- in training 1 + the sampler's siamese clips with the anchor first, in
+    evaluation ``num_eval_clips``. A video that cannot be
     decoded is logged and counted in ``num_failed``; in training its ``pixel_values`` is None
     (:class:`ReplaceUnreadableVideos` draws another example in its place), in evaluation it is a blank clip and
     the label is -100, so the question stays in the evaluated set and counts as wrong (``unreadable`` is True);
@@ -121,11 +125,13 @@ class VideoQATransform:
             indices = self.sampler.sample_eval(num_video_frames, num_eval_clips=self.num_eval_clips)
         return indices + start_frame
 
-    def _pixel_values(self, video_path: str, indices: np.ndarray) -> torch.Tensor | None:
-        """Decoded and processed clips, or None (logged, counted) if the video cannot be read."""
+    def _pixel_values(self, video: str | VideoBytes, indices: np.ndarray) -> torch.Tensor | None:
+        """The clips' frames, decoded at the model's size, as uint8 `(clips, frames, 3, h, w)`; or None (logged,
+        counted) if the video cannot be read."""
+        video_path = str(video)
         self.num_tried += 1
         try:
-            clips = read_clips(video_path, indices)
+            clips = read_clips(video, indices, max_size=self.processor.image_processor.max_image_size)
         except (VideoDecodeError, OSError) as error:
             self.num_failed += 1
             self._recent.append(video_path)
@@ -134,7 +140,8 @@ class VideoQATransform:
             self._check_failure_rate(error)
             return None
         self._recent.append(None)
-        return self.processor(videos=[clips], return_tensors="pt")["pixel_values"][0]
+        # (clips, frames, h, w, 3) -> (clips, frames, 3, h, w)
+        return torch.from_numpy(clips).permute(0, 1, 4, 2, 3).contiguous()
 
     def _check_failure_rate(self, error: Exception) -> None:
         """Raise when the failures point at misconfigured data rather than a few corrupt files."""
@@ -152,7 +159,8 @@ class VideoQATransform:
     def _blank_clips(self, num_video_frames: int) -> torch.Tensor:
         """Stand-in `pixel_values` of an unreadable evaluation video: zeros shaped like its clips would be."""
         size = self.processor.image_processor.max_image_size
-        return torch.zeros(self.num_eval_clips, self.sampler.frames_per_clip(num_video_frames), 3, size, size)
+        return torch.zeros(self.num_eval_clips, self.sampler.frames_per_clip(num_video_frames), 3, size, size,
+                           dtype=torch.uint8)
 
     def _text(self, question: str, choices: list[str] | None) -> dict[str, torch.Tensor]:
         """Token ids of one question (or of its question-choice pairs), unpadded across examples."""
@@ -176,7 +184,8 @@ class VideoQATransform:
             example = {key: values[i] for key, values in batch.items()}
             start_frame = int(example.get("start_frame") or 0)
             indices = self.frame_indices(int(example["num_video_frames"]), start_frame, str(example["question_id"]))
-            pixel_values = self._pixel_values(example["video_path"], indices)
+            video = VideoBytes(example["video"], example["video_path"]) if "video" in example else example["video_path"]
+            pixel_values = self._pixel_values(video, indices)
             task_type = self._task_type(example)
             label = task_type.label(example)  # -1 in the data: an unknown answer, ignored by the loss, counted wrong
             unreadable = pixel_values is None

@@ -11,6 +11,8 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from transformers.processing_utils import ImagesKwargs, Unpack
 from transformers.utils import TensorType
 
+from .video_io import scaled_frame_size
+
 VIDEO_LAYOUT = "(num_clips, num_frames, height, width, 3)"
 
 # `resample` filters that have an exact `torch.nn.functional.interpolate` counterpart.
@@ -32,13 +34,6 @@ class SiaSamReaImageProcessorKwargs(ImagesKwargs, total=False):
 
     max_image_size: int
     channel_order: Literal["RGB", "BGR"]
-
-
-def get_resize_output_image_size(height: int, width: int, max_size: int) -> tuple[int, int]:
-    """ClipBERT's `get_resize_size`: longer side becomes `max_size`, the other keeps the aspect ratio (truncated)."""
-    if height >= width:
-        return max_size, max(1, int(max_size * (width / height)))
-    return max(1, int(max_size * (height / width))), max_size
 
 
 def to_video_list(videos: Any) -> list[torch.Tensor]:
@@ -168,39 +163,64 @@ class SiaSamReaImageProcessor(PilBackend):
         return_tensors: str | TensorType | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
-        """Resize, pad, rescale, normalise and (optionally) flip to BGR every frame of every video."""
+        """Resize every frame of every video, then pad, rescale, normalise and (optionally) flip to BGR."""
         clip_shapes = {video.shape[:2] for video in images}
         if len(clip_shapes) > 1:
             raise ValueError(
                 "All videos of a batch need the same (num_clips, num_frames); "
                 f"got {[tuple(video.shape[:2]) for video in images]}."
             )
-        num_clips, num_frames = images[0].shape[:2]
-        size = max_image_size
-        # Zeros here are the pixel value 0 of the padding; they are normalised with the content below.
-        pixel_values = torch.zeros((len(images), num_clips, num_frames, 3, size, size))
-        channels = [2, 1, 0] if channel_order == "BGR" else [0, 1, 2]
-        for video, target in zip(images, pixel_values, strict=True):
+        resized = []
+        for video in images:
             height, width = video.shape[2:4]
-            new_height, new_width = get_resize_output_image_size(height, width, size)
-            # (clips, frames, H, W, 3) -> (clips * frames, 3, H, W): one interpolate call for all frames
-            frames = video.reshape(-1, height, width, 3).permute(0, 3, 1, 2).float()
+            new_height, new_width = scaled_frame_size(height, width, max_image_size)
+            # (clips, frames, H, W, 3) -> (clips, frames, 3, H, W): one interpolate call for all frames
+            frames = video.permute(0, 1, 4, 2, 3).float()
             if (new_height, new_width) != (height, width):
                 mode = INTERPOLATION_MODES[resample]
-                align_corners = None if mode == "nearest" else False
-                frames = F.interpolate(frames, size=(new_height, new_width), mode=mode, align_corners=align_corners)
-            canvas = target.view(-1, 3, size, size)
-            for out_channel, in_channel in enumerate(channels):  # copying channel by channel makes BGR free
-                canvas[:, out_channel, :new_height, :new_width] = frames[:, in_channel]
+                frames = F.interpolate(frames.flatten(0, 1), size=(new_height, new_width), mode=mode,
+                                       align_corners=None if mode == "nearest" else False).unflatten(0, frames.shape[:2])
+            resized.append(pad_and_normalize(frames, max_image_size, channel_order,
+                                             rescale_factor if do_rescale else 1.0,
+                                             image_mean if do_normalize else None, image_std if do_normalize else None))
+        return BatchFeature(data={"pixel_values": torch.stack(resized).numpy()}, tensor_type=return_tensors)
 
-        scale = rescale_factor if do_rescale else 1.0
-        if do_normalize:
-            mean = torch.from_numpy(per_channel(image_mean, "image_mean")[channels]).view(3, 1, 1)
-            std = torch.from_numpy(per_channel(image_std, "image_std")[channels]).view(3, 1, 1)
-            pixel_values.mul_(scale / std).sub_(mean / std)
-        elif scale != 1:
-            pixel_values.mul_(scale)
-        return BatchFeature(data={"pixel_values": pixel_values.numpy()}, tensor_type=return_tensors)
+    def pixel_values_from_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """The model's `pixel_values` from uint8 frames already at its size, on their own device (e.g. the GPU).
+
+        `frames`: `(..., 3, H, W)` uint8 RGB with the longer side `max_image_size` (as `read_clips(..., max_size=...)`
+        decodes them; padded at the bottom/right, as the collator pads a batch). The same padding, rescaling,
+        normalisation and channel order as `__call__`, without its resize: training workers ship uint8 frames and
+        the accelerator does this arithmetic.
+        """
+        return pad_and_normalize(frames, self.max_image_size, self.channel_order,
+                                 self.rescale_factor if self.do_rescale else 1.0,
+                                 self.image_mean if self.do_normalize else None,
+                                 self.image_std if self.do_normalize else None)
 
 
-__all__ = ["SiaSamReaImageProcessor"]
+def pad_and_normalize(
+    frames: torch.Tensor,
+    size: int,
+    channel_order: str,
+    scale: float,
+    mean: float | tuple[float, ...] | None,
+    std: float | tuple[float, ...] | None,
+) -> torch.Tensor:
+    """`(..., 3, h, w)` RGB frames (h, w <= size, any dtype) → float32 `(..., 3, size, size)`: zero-padded at the
+    bottom/right (ClipBERT's ImagePad: the padding is pixel value 0, normalised with the content), then
+    `(pixel * scale - mean) / std` (no mean/std: only the scale), channels in `channel_order`."""
+    height, width = frames.shape[-2:]
+    if height > size or width > size:
+        raise ValueError(f"frames of {height}x{width} are larger than max_image_size={size}: resize them first")
+    channels = [2, 1, 0] if channel_order == "BGR" else [0, 1, 2]
+    padded = frames.new_zeros((*frames.shape[:-3], 3, size, size), dtype=torch.float32)
+    padded[..., :height, :width] = frames[..., channels, :, :].float()  # (..., 3, h, w) -> (..., 3, size, size)
+    if mean is None:
+        return padded.mul_(scale) if scale != 1 else padded
+    mean = torch.as_tensor(per_channel(mean, "image_mean")[channels], device=frames.device).view(3, 1, 1)
+    std = torch.as_tensor(per_channel(std, "image_std")[channels], device=frames.device).view(3, 1, 1)
+    return padded.mul_(scale / std).sub_(mean / std)
+
+
+__all__ = ["SiaSamReaImageProcessor", "pad_and_normalize"]

@@ -95,8 +95,8 @@ class _Source(NamedTuple):
 
 def scaled_frame_size(height: int, width: int, max_size: int) -> tuple[int, int]:
     """(height, width) of a frame scaled so its longer side is ``max_size``, aspect ratio kept, the shorter side
-    truncated: ClipBERT's ``get_resize_size``, the geometry of ``SiaSamReaImageProcessor``'s resize (its
-    ``get_resize_output_image_size``; a test pins that both agree). Here so that decoding needs no torch."""
+    truncated: ClipBERT's ``get_resize_size``, the geometry of ``SiaSamReaImageProcessor``'s resize (which uses this
+    function). Here so that decoding needs no torch."""
     if height >= width:
         return max_size, max(1, int(max_size * (width / height)))
     return max(1, int(max_size * (height / width))), max_size

@@ -23,7 +23,7 @@ from modeling_siasamrea import (
     SiaSamReaImageProcessor,
     SiaSamReaProcessor,
 )
-from modeling_siasamrea.video_io import write_video
+from modeling_siasamrea.video_io import read_clips, write_video
 from training.trainer import load_metric
 
 RELEASE = Path(__file__).parent / "fixtures" / "release"
@@ -111,14 +111,15 @@ def test_gif_examples_through_the_training_transform_in_two_workers(tgif_dir, tm
     evaluation = VideoQATransform(processor, sampler, train=False, task="open_ended")
     example = dataset.with_transform(evaluation)[1]
     indices = evaluation.frame_indices(dataset[1]["num_video_frames"])
-    expected = processor(videos=[av_decode(gifs[dataset[1]["video_id"]])[indices]], return_tensors="pt")
-    assert torch.equal(example["pixel_values"], expected["pixel_values"][0])
+    expected = read_clips(gifs[dataset[1]["video_id"]], indices, max_size=processor.image_processor.max_image_size)
+    assert torch.equal(example["pixel_values"], torch.from_numpy(expected).permute(0, 1, 4, 2, 3))
     training = VideoQATransform(processor, sampler, train=True, task="open_ended", seed=0)
     loader = torch.utils.data.DataLoader(dataset.with_transform(training), batch_size=2, num_workers=2,
                                          collate_fn=list, multiprocessing_context="fork", timeout=60)
     examples = [e for batch in loader for e in batch]
     assert [e["question_id"] for e in examples] == dataset["question_id"]
-    assert all(e["pixel_values"] is not None and e["pixel_values"].shape == (3, 4, 3, 32, 32) for e in examples)
+    # uint8 frames decoded at the model's size, unpadded: the longer side is 32 px
+    assert all(e["pixel_values"].shape[:3] == (3, 4, 3) and max(e["pixel_values"].shape[3:]) == 32 for e in examples)
 
 
 def test_pipeline_answers_about_a_gif_as_about_its_decoded_frames(processor, gifs):
@@ -186,7 +187,8 @@ def test_how2qa_a_correct_answer_repeated_as_a_wrong_one_is_scored_by_text(how2q
                                  task="multiple_choice")
     example = val.with_transform(transform)[2]
     with torch.no_grad():
-        logits = model(pixel_values=example["pixel_values"][None], input_ids=example["input_ids"][None],
+        pixel_values = processor.image_processor.pixel_values_from_frames(example["pixel_values"][None])
+        logits = model(pixel_values=pixel_values, input_ids=example["input_ids"][None],
                        attention_mask=example["attention_mask"][None],
                        token_type_ids=example["token_type_ids"][None]).logits[0]
     assert logits[copies[0]] == logits[copies[1]]  # compute_metrics' np.argmax returns the first of tied maxima

@@ -13,7 +13,7 @@ from test_datasets import jsonl, make_data_dir
 from transformers import BertTokenizer
 
 from datasets_scripts import VideoQATransform, load_videoqa
-from datasets_scripts.streaming import INDEX_FILE, StreamingVideoQATransform, pack_videoqa
+from datasets_scripts.streaming import INDEX_FILE, pack_videoqa
 from modeling_siasamrea import SiameseSampler, SiaSamReaImageProcessor, SiaSamReaProcessor
 from modeling_siasamrea.video_io import write_video
 from training.cli import main
@@ -103,7 +103,7 @@ def transformed(stream, transform):
 def test_training_from_shards_and_from_folders_gives_the_same_examples(shards, folder, processor, train):
     sampler = SiameseSampler(num_frames=4, num_siamese_clips=2)
     from_folder = VideoQATransform(processor, sampler, train=train, task="open_ended", seed=3)
-    from_shards = StreamingVideoQATransform(processor, sampler, train=train, task="open_ended", seed=3)
+    from_shards = VideoQATransform(processor, sampler, train=train, task="open_ended", seed=3)
     for transform in (from_folder, from_shards):
         transform.set_epoch(2)
     expected = {row["question_id"]: row for row in folder.with_transform(from_folder)}
@@ -120,7 +120,7 @@ def test_training_from_shards_and_from_folders_gives_the_same_examples(shards, f
 def test_two_processes_with_two_workers_each_see_disjoint_questions_that_cover_the_split(data_dir, tmp_path, folder,
                                                                                        processor, num_shards):
     pack_videoqa("msrvtt_qa", data_dir, tmp_path, cache_dir=tmp_path / "cache", num_shards=num_shards)
-    transform = StreamingVideoQATransform(processor, SiameseSampler(num_frames=2, num_siamese_clips=1), train=True,
+    transform = VideoQATransform(processor, SiameseSampler(num_frames=2, num_siamese_clips=1), train=True,
                                           task="open_ended", seed=0)
     seen = {}
     for rank in range(2):
@@ -137,7 +137,7 @@ def test_two_processes_with_two_workers_each_see_disjoint_questions_that_cover_t
 
 
 def test_a_stream_resumes_at_the_question_where_it_stopped(shards, processor):
-    transform = StreamingVideoQATransform(processor, SiameseSampler(num_frames=2, num_siamese_clips=1), train=True,
+    transform = VideoQATransform(processor, SiameseSampler(num_frames=2, num_siamese_clips=1), train=True,
                                           task="open_ended", seed=0)
     transform.set_epoch(0)
     stream = transformed(load_videoqa("msrvtt_qa", shards, "train", streaming=True), transform)

@@ -15,9 +15,10 @@ TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 @dataclass
 class SiaSamReaCollator:
-    """Stack `pixel_values` `(clips, frames, 3, S, S)`, pad text `(L,)` / `(choices, L)` on the right, stack labels.
+    """Stack `pixel_values` `(clips, frames, 3, h, w)` (uint8 frames padded at the bottom/right to the batch's largest
+    h and w; float ones likewise), pad text `(L,)` / `(choices, L)` on the right, stack labels.
 
-    A batch goes to one forward, so its examples must share a task (joint TGIF-QA data), a clip shape
+    A batch goes to one forward, so its examples must share a task (joint TGIF-QA data), a number of clips and frames
     (`num_frames="auto"`) and a number of choices: training batches do (`training.sampler.GroupedBatchSampler`). An
     evaluation batch that mixes them becomes `sub_batches`, each of one kind, with `positions` (where each sub-batch's
     examples sit in the batch); the trainer runs one forward per sub-batch. A batch carries `task` (the task name of a
@@ -55,7 +56,7 @@ class SiaSamReaCollator:
         groups = defaultdict(list)
         for position, feature in enumerate(kept):
             text_shape = tuple(torch.as_tensor(feature["input_ids"]).shape[:-1])  # () or (choices,)
-            groups[feature.get("task"), tuple(feature["pixel_values"].shape), text_shape].append(position)
+            groups[feature.get("task"), tuple(feature["pixel_values"].shape[:-2]), text_shape].append(position)
         if len(groups) == 1:
             return {**batch, **self._model_inputs(kept)}
         batch["sub_batches"] = [self._model_inputs([kept[i] for i in positions]) for positions in groups.values()]
@@ -64,7 +65,7 @@ class SiaSamReaCollator:
 
     def _model_inputs(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         """Model inputs of examples of one kind."""
-        inputs: dict[str, Any] = {"pixel_values": torch.stack([feature["pixel_values"] for feature in features])}
+        inputs: dict[str, Any] = {"pixel_values": self._pad_frames([feature["pixel_values"] for feature in features])}
         for key in TEXT_KEYS:
             if features[0].get(key) is not None:
                 pad = self.pad_token_id if key == "input_ids" else 0
@@ -74,6 +75,13 @@ class SiaSamReaCollator:
         if features[0].get("task") is not None:
             inputs["task"] = features[0]["task"]
         return inputs
+
+    @staticmethod
+    def _pad_frames(videos: list[torch.Tensor]) -> torch.Tensor:
+        """`(clips, frames, 3, h, w)` videos zero-padded at the bottom/right to the largest h, w and stacked."""
+        height, width = max(video.shape[-2] for video in videos), max(video.shape[-1] for video in videos)
+        return torch.stack([torch.nn.functional.pad(video, (0, width - video.shape[-1], 0, height - video.shape[-2]))
+                            for video in videos])
 
     @staticmethod
     def _pad(tensors: list[torch.Tensor], value: int) -> torch.Tensor:

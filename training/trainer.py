@@ -117,7 +117,8 @@ class SiaSamReaTrainer(Trainer):
     `train_group_keys` (one per training example: its task, its clip length...) make every training batch hold
     examples of one key (`GroupedBatchSampler`). Evaluation batches may mix them: they come as sub-batches, one
     forward each. Evaluation uses the anchor clip only, unless the eval data carries several clips per video: then the
-    clip scores are aggregated ClipBERT-style with `dense_aggregation`.
+    clip scores are aggregated ClipBERT-style with `dense_aggregation`. Batches of uint8 frames are normalised on the
+    device by the image processor of `processing_class`.
     """
 
     def __init__(self, *args, dense_aggregation: str = "mean", train_group_keys: list | None = None, **kwargs):
@@ -132,6 +133,15 @@ class SiaSamReaTrainer(Trainer):
         self._term_counts = torch.zeros(len(self._logged_terms), dtype=torch.float64)
         self._replaced = torch.zeros((), dtype=torch.long)  # unreadable videos replaced, this process, since the last log
         self.replaced_videos = 0  # all processes, whole run (as of the last log)
+
+    def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """On the device: uint8 frames from the data workers become the model's normalised `pixel_values`."""
+        inputs = super()._prepare_inputs(inputs)
+        for batch in [inputs, *inputs.get("sub_batches", [])]:
+            if "pixel_values" in batch and batch["pixel_values"].dtype == torch.uint8:
+                pixel_values = self.processing_class.image_processor.pixel_values_from_frames(batch["pixel_values"])
+                batch["pixel_values"] = self._prepare_input(pixel_values)  # DeepSpeed's input dtype, as for any float
+        return inputs
 
     def _get_train_sampler(self, train_dataset=None):
         if self.train_group_keys is None:
