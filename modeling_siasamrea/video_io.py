@@ -134,6 +134,12 @@ def _backend(backend: str | None) -> str:
     return backend
 
 
+def _optional(module: str) -> Any:
+    """An optional decoder's module, imported by name: a model shared on the Hub loads this file as remote code, and
+    transformers then requires every package an import statement names, so only PyAV (the fallback) is one."""
+    return importlib.import_module(module)
+
+
 @functools.cache
 def _importable(backend: str) -> bool:
     """Whether a backend's module imports (a torchcodec wheel may be installed but miss its FFmpeg or CUDA libs)."""
@@ -193,7 +199,7 @@ def _resize_frames(frames: np.ndarray, max_size: int) -> np.ndarray:
 def _decord_source(name: str, target: str | bytes, max_size: int | None, num_threads: int) -> _Source:
     """Open ``target`` with a fresh ``decord.VideoReader`` (never cached: readers do not survive a fork); with
     ``max_size`` its FFmpeg scaler (bilinear) outputs frames of ``scaled_frame_size``."""
-    import decord
+    decord = _optional("decord")
 
     height = width = -1  # decord: unchanged
     if max_size is not None:
@@ -273,16 +279,12 @@ def _torchcodec_source(name: str, target: str | bytes, max_size: int | None, num
     """Open ``target`` with a fresh ``torchcodec.decoders.VideoDecoder`` (exact seeking: frame i is frame i); with
     ``max_size`` its decoder-native ``Resize`` (bilinear, antialiased) outputs frames of ``scaled_frame_size``. With a
     CUDA ``device`` (torchcodec's CUDA build) frames are decoded on that GPU and stay there as a torch tensor."""
-    from torchcodec.decoders import VideoDecoder
-
     transforms = None
     if max_size is not None:
         native = _stream_size(target)
-        if scaled_frame_size(*native, max_size) != native:
-            from torchcodec.transforms import Resize  # decoder-native transforms: torchcodec >= 0.9
-
-            transforms = [Resize(scaled_frame_size(*native, max_size))]
-    decoder = VideoDecoder(target, dimension_order="NHWC", num_ffmpeg_threads=num_threads, device=device,
+        if scaled_frame_size(*native, max_size) != native:  # decoder-native transforms: torchcodec >= 0.9
+            transforms = [_optional("torchcodec.transforms").Resize(scaled_frame_size(*native, max_size))]
+    decoder = _optional("torchcodec.decoders").VideoDecoder(target, dimension_order="NHWC", num_ffmpeg_threads=num_threads, device=device,
                            seek_mode="exact", transforms=transforms)
     on_cpu = device is None or str(device) == "cpu"
 

@@ -24,6 +24,7 @@ from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
 from modeling_siasamrea.sampling import SiameseSampler
 from modeling_siasamrea.video_io import read_clips, write_video
 
+REPO = Path(__file__).resolve().parents[1]
 TASK = "video-question-answering"
 TASKS = ("open_ended", "multiple_choice", "count")
 NUM_FRAMES = 4
@@ -311,3 +312,13 @@ def test_saved_and_re_saved_folders_load_in_a_fresh_process_without_the_package(
         expected = pipes[task](videos["path"], QUESTION, **queries[task]["kwargs"])
         torch.testing.assert_close(as_vector(task, results[task]), as_vector(task, expected))
     torch.testing.assert_close(as_vector("count", results["resaved"]), as_vector("count", results["count"]))
+
+
+def test_shared_code_requires_only_the_core_packages():
+    """A folder on the Hub is loaded as remote code: transformers requires every package that an import statement of
+    its files names. Optional decoders (decord has no wheel for aarch64 or macOS arm64; torchcodec) must not be."""
+    from transformers.dynamic_module_utils import get_imports
+
+    folder = Path(VideoQuestionAnsweringPipeline.__module__.replace(".", "/")).parent
+    required = {name for path in (REPO / folder).glob("*.py") for name in get_imports(path)}
+    assert required - set(sys.stdlib_module_names) == {"torch", "transformers", "numpy", "av", "PIL"}
