@@ -213,20 +213,21 @@ def load_answer_vocab(name: str, data_dir: str | os.PathLike, config: str | None
 
 
 
-def align_answer_labels(dataset: datasets.Dataset, label2id: dict[str, int],
-                        task: str | None = None) -> tuple[datasets.Dataset, int]:
+def align_answer_labels(dataset: datasets.Dataset | datasets.IterableDataset, label2id: dict[str, int],
+                        task: str | None = None) -> tuple[datasets.Dataset | datasets.IterableDataset, int | None]:
     """Open-ended ``label`` ids re-read from each example's ``answer`` text in a model's vocabulary ``label2id``.
 
     The dataset's own ids index its top-K train answers, which a saved model may order differently or not know:
     scoring those ids against the model's outputs would name answers wrongly. Answers outside ``label2id`` get -1
     (ignored by the loss, counted wrong). With ``task`` (a joint dataset) only that task's rows are re-read.
     Returns the dataset (for a single-task dataset ``features["label"].names`` is the model's vocabulary) and how
-    many of the re-read answers the model does not know.
+    many of the re-read answers the model does not know (None for a stream, which is not read here).
     """
     names = sorted(label2id, key=label2id.get)
     label_feature = dataset.features["label"]
+    streamed = isinstance(dataset, datasets.IterableDataset)
     if task is None and getattr(label_feature, "names", None) == names:  # the dataset's vocabulary is the model's
-        return dataset, sum(label < 0 for label in dataset["label"])
+        return dataset, None if streamed else sum(label < 0 for label in dataset["label"])
     features = dataset.features.copy()
     if task is None:
         features["label"] = datasets.ClassLabel(names=names)
@@ -236,6 +237,8 @@ def align_answer_labels(dataset: datasets.Dataset, label2id: dict[str, int],
         return {"label": [label2id.get(answer, -1) if row_task == task else label
                           for answer, label, row_task in zip(batch["answer"], batch["label"], tasks)]}
 
+    if streamed:
+        return dataset.map(read, batched=True, features=features), None
     aligned = dataset.map(read, batched=True, features=features, desc="answers -> the model's answer ids")
     tasks = aligned["task"] if task is not None else [None] * len(aligned)
     return aligned, sum(label < 0 for label, row_task in zip(aligned["label"], tasks) if row_task == task)

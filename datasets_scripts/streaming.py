@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from datasets.utils.py_utils import convert_file_size_to_int
 
 from .loading import get_builder
 
-__all__ = ["INDEX_FILE", "load_videoqa_shards", "pack_split", "pack_videoqa"]
+__all__ = ["INDEX_FILE", "load_videoqa_shards", "pack_split", "pack_videoqa", "read_shards_split"]
 
 logger = logging.getLogger(__name__)
 
@@ -187,3 +188,17 @@ def load_videoqa_shards(shards_dir: str | os.PathLike, split: str, name: str | N
     stream = datasets.load_dataset("webdataset", data_files={split: files}, split=split, streaming=True, features=raw)
     return stream.map(_explode, batched=True, batch_size=1, remove_columns=list(raw),
                       features=datasets.Features({**features, "video": datasets.Value("binary")}))
+
+
+def _questions(shards_dir: str, split: str) -> Iterator[dict[str, Any]]:
+    yield from load_videoqa_shards(shards_dir, split)
+
+
+def read_shards_split(shards_dir: str | os.PathLike, split: str, name: str | None = None,
+                      config: str | None = None) -> datasets.Dataset:
+    """One split of the shards as a map-style ``datasets.Dataset`` (its questions with their video's bytes), written
+    once into the datasets cache: evaluation wants every question once, in a fixed order, on any number of
+    processes."""
+    stream = load_videoqa_shards(shards_dir, split, name=name, config=config)
+    return datasets.Dataset.from_generator(_questions, gen_kwargs={"shards_dir": str(shards_dir), "split": split},
+                                           features=stream.features)

@@ -178,3 +178,25 @@ def test_pack_refuses_frame_folders(tmp_path):
         Image.new("RGB", (8, 8), (200, 10, 10)).save(data_dir / "videos" / "f0" / f"{i}.png")
     with pytest.raises(ValueError, match="f0 is a frame folder"):
         pack_videoqa("msrvtt_qa", data_dir, tmp_path / "out", cache_dir=tmp_path / "cache")
+
+
+def test_run_videoqa_trains_from_shards_and_evaluates_on_them(tmp_path):
+    from datasets_scripts import make_synthetic_videoqa
+    from training import run_videoqa
+
+    data_dir = make_synthetic_videoqa(tmp_path / "synthetic", num_videos=12, seed=2)
+    main(["pack", "synthetic", str(data_dir), str(tmp_path / "shards"), "--dataset_config", "frameqa",
+          "--num_shards", "2"])
+    config = Path(run_videoqa.__file__).parent / "configs" / "synthetic.yaml"
+    args = [str(config), "--data_dir", str(tmp_path / "shards"), "--streaming", "true", "--num_siamese_clips", "2",
+            "--num_frames", "2", "--per_device_train_batch_size", "2", "--eval_strategy", "no", "--save_strategy",
+            "no", "--load_best_model_at_end", "false", "--disable_tqdm", "true", "--logging_steps", "1"]
+    with pytest.raises(ValueError, match="needs --max_steps"):
+        run_videoqa.main([*args, "--output_dir", str(tmp_path / "no_steps")])
+    metrics = run_videoqa.main([*args, "--output_dir", str(tmp_path / "run"), "--max_steps", "4"])
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and all(np.isfinite(e["loss"]) for e in state["log_history"] if "loss" in e)
+    folder = load_videoqa("synthetic", data_dir, "val", config="frameqa")
+    assert 0 <= metrics["eval_accuracy_color"] <= 1 and metrics["eval_unreadable_videos"] == 0  # read from shards
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["id2label"] == {
+        str(i): name for i, name in enumerate(folder.features["label"].names)}

@@ -36,6 +36,7 @@ from datasets_scripts import (
     load_videoqa,
     select_answer_types,
 )
+from datasets_scripts.streaming import read_shards_split
 from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, get_task_type
 from modeling_siasamrea.image_processing_siasamrea import SiaSamReaImageProcessor
 from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
@@ -131,6 +132,10 @@ class DataArguments:
     )
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "data_dir holds the tar shards `siasamrea pack` wrote: the training split streams from them "
+                          "(each process reads its own shards; needs max_steps), the evaluation split is read once."})
     predictions_file: str | None = field(
         default=None,
         metadata={"help": "Write one JSON line per evaluated question (question_id, answer_type, prediction, score, "
@@ -365,7 +370,11 @@ def data_tasks(data_args: DataArguments, training: bool) -> dict[str, dict[str, 
     for name, config in configs.items():
         task_type = joint[name] if joint else name
         spec: dict[str, Any] = {"type": task_type}
-        if get_task_type(task_type).has_vocabulary and training:
+        if get_task_type(task_type).has_vocabulary and training and data_args.streaming:  # packed with the shards
+            stream = load_videoqa(data_args.dataset_name, data_dir, data_args.train_split,
+                                  config=data_args.dataset_config, streaming=True)
+            spec["answers"] = list(stream.features["label"].names)
+        elif get_task_type(task_type).has_vocabulary and training:
             vocab = load_answer_vocab(data_args.dataset_name, data_dir, config=config if joint else
                                       data_args.dataset_config, answer_vocab_size=data_args.answer_vocab_size)
             spec["answers"] = sorted(vocab, key=vocab.get)
@@ -377,19 +386,31 @@ def data_tasks(data_args: DataArguments, training: bool) -> dict[str, dict[str, 
 
 def load_data(
     data_args: DataArguments, training: bool, evaluating: bool
-) -> tuple[datasets.Dataset | None, datasets.Dataset | None]:
-    """The training and evaluation splits that are needed (the frame filter applies to training only)."""
+) -> tuple[datasets.Dataset | datasets.IterableDataset | None, datasets.Dataset | None]:
+    """The training and evaluation splits that are needed (the frame filter applies to training only). With
+    `streaming`, the training split is a stream of the shards and the evaluation split is read from them once."""
     data_dir = data_args.data_dir or os.path.join("data", "synthetic")
     options = dict(config=data_args.dataset_config, answer_vocab_size=data_args.answer_vocab_size)
 
     def split(name: str, limit: int | None) -> datasets.Dataset:
-        dataset = load_videoqa(data_args.dataset_name, data_dir, name, **options)
+        if data_args.streaming:
+            dataset = read_shards_split(data_dir, name, data_args.dataset_name, data_args.dataset_config)
+        else:
+            dataset = load_videoqa(data_args.dataset_name, data_dir, name, **options)
         if data_args.answer_types:
             dataset = select_answer_types(dataset, data_args.answer_types)
         return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
 
     train_set = eval_set = None
-    if training:
+    if training and data_args.streaming:
+        train_set = load_videoqa(data_args.dataset_name, data_dir, data_args.train_split,
+                                 config=data_args.dataset_config, streaming=True)
+        wanted, shortest = set(data_args.answer_types or ["all"]), data_args.min_video_frames
+        train_set = train_set.filter(lambda kind, frames: ("all" in wanted or kind in wanted) and frames >= shortest,
+                                     input_columns=["answer_type", "num_video_frames"])
+        if data_args.max_train_samples:
+            train_set = train_set.take(data_args.max_train_samples)
+    elif training:
         train_set = drop_short_videos(split(data_args.train_split, None), data_args.min_video_frames)
         if data_args.max_train_samples:
             train_set = train_set.select(range(min(data_args.max_train_samples, len(train_set))))
@@ -401,7 +422,8 @@ def load_data(
 def align_answers(dataset: datasets.Dataset, config: SiaSamReaConfig, split: str) -> datasets.Dataset:
     """Every open-ended task's labels read from the answer text in the model's vocabulary for it; unknown answers
     (counted wrong) are logged."""
-    present = set(dataset["task"]) if config.tasks else set(config.task_names)
+    streamed = isinstance(dataset, datasets.IterableDataset)
+    present = set(dataset["task"]) if config.tasks and not streamed else set(config.task_names)
     for name in config.task_names:
         answers = config.answers(name)
         if answers is None or name not in present:
@@ -420,6 +442,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
     set_seed(training_args.seed)
     training_args.apply_effective_batch_size()
+    if data_args.streaming and training_args.do_train and training_args.max_steps <= 0:
+        raise ValueError("--streaming needs --max_steps: a stream of shards has no length to count epochs by")
     predictions_file = data_args.predictions_file
     if predictions_file is None and training_args.do_predict:
         predictions_file = os.path.join(training_args.output_dir, f"predictions_{data_args.eval_split}.jsonl")
@@ -445,11 +469,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     callbacks, group_keys = [SiameseLossWarmupCallback()], None
     if train_set is not None:
         sampler = SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips)
-        group_keys = batch_keys(train_set, sampler, training_args.per_device_train_batch_size)
         train_transform = VideoQATransform(sampler=sampler, train=True, seed=training_args.seed, **transform_kwargs)
-        train_set = ReplaceUnreadableVideos(train_set.with_transform(train_transform), seed=training_args.seed,
-                                            group_keys=group_keys)
-        callbacks.append(SetEpochCallback(train_transform, train_set))
+        if data_args.streaming:  # each process reads its own shards; an unreadable video's example is dropped
+            if config.tasks or (frames == "auto" and training_args.per_device_train_batch_size > 1):
+                raise ValueError("streamed training batches are not grouped: stream single-task data, with a fixed "
+                                 "num_frames or batches of one video")
+            training_args.accelerator_config.dispatch_batches = False
+            train_set = train_set.map(train_transform, batched=True, batch_size=1, remove_columns=train_set.column_names)
+            callbacks.append(SetEpochCallback(train_transform))
+        else:
+            group_keys = batch_keys(train_set, sampler, training_args.per_device_train_batch_size)
+            train_set = ReplaceUnreadableVideos(train_set.with_transform(train_transform), seed=training_args.seed,
+                                                group_keys=group_keys)
+            callbacks.append(SetEpochCallback(train_transform, train_set))
     eval_rows, answer_types = eval_set, None
     if eval_set is not None:
         answer_types = sorted(set(eval_set["answer_type"]))
