@@ -1,9 +1,14 @@
 """Shared fixtures: tiny SiaSamRea configs (a few-channel ResNet, a 2-layer 32-wide BERT, 32×32 frames)."""
 
 import atexit
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import textwrap
+from pathlib import Path
 
 # dynamic modules (trust_remote_code) go to a throwaway folder, not ~/.cache; set before transformers is imported
 if "HF_MODULES_CACHE" not in os.environ:
@@ -55,3 +60,26 @@ def tiny_inputs(config: SiaSamReaConfig, batch: int = 2, clips: int = 3, frames:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+# Two runs of 6 steps that save at step 3; the second resumes from the first's checkpoint-3 (mid-epoch).
+RESUME_ARGS = ["--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3", "--eval_strategy", "no",
+               "--load_best_model_at_end", "false", "--do_eval", "false", "--save_total_limit", "3"]
+
+
+def logged_losses(output_dir) -> dict[int, float]:
+    """`{step: loss}` of a finished training run's log history."""
+    history = json.loads((Path(output_dir) / "trainer_state.json").read_text())["log_history"]
+    return {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
+
+
+def run_without_the_package(body: str, tmp_path) -> dict:
+    """Run `body` in a fresh Python process where `modeling_siasamrea` cannot be imported (as for a model shared on
+    the Hub), offline; `body` fills a dict `results`, which comes back (JSON)."""
+    script = "import json, sys\nsys.modules['modeling_siasamrea'] = None\nresults = {}\n" + textwrap.dedent(body)
+    script += "\nprint('RESULTS=' + json.dumps(results))\n"
+    env = dict(os.environ, HF_MODULES_CACHE=str(Path(tmp_path) / "modules"), HF_HUB_OFFLINE="1")
+    completed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULTS=")]
+    assert lines, completed.stderr[-3000:]
+    return json.loads(lines[0].removeprefix("RESULTS="))

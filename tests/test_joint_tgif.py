@@ -5,11 +5,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import RESUME_ARGS, logged_losses, run_without_the_package
 
 from datasets_scripts import load_videoqa, make_synthetic_videoqa
 from training import run_videoqa
@@ -68,18 +68,11 @@ def test_one_evaluation_reports_every_task_and_a_combined_score(joint_run):
 
 
 def test_resume_mid_epoch_with_task_grouped_batches_is_exact(synthetic_dir, tmp_path):
-    common = ["--max_steps", "6", "--save_strategy", "steps", "--save_steps", "3", "--eval_strategy", "no",
-              "--load_best_model_at_end", "false", "--do_eval", "false", "--save_total_limit", "3"]
-
-    def losses(output_dir: Path) -> dict[int, float]:
-        history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
-        return {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
-
     straight = tmp_path / "straight"
-    run_videoqa.main(joint_args(synthetic_dir, straight, *common))
-    run_videoqa.main(joint_args(synthetic_dir, tmp_path / "continued", *common,
+    run_videoqa.main(joint_args(synthetic_dir, straight, *RESUME_ARGS))
+    run_videoqa.main(joint_args(synthetic_dir, tmp_path / "continued", *RESUME_ARGS,
                                 "--resume_from_checkpoint", str(straight / "checkpoint-3")))
-    expected, got = losses(straight), losses(tmp_path / "continued")
+    expected, got = logged_losses(straight), logged_losses(tmp_path / "continued")
     for step in (4, 5, 6):
         assert got[step] == pytest.approx(expected[step], abs=1e-4), (step, got, expected)
 
@@ -94,13 +87,9 @@ def test_the_saved_joint_model_answers_each_task_in_a_fresh_process(joint_run, s
     }
     calls["inferred"] = {**calls["action"], "task": None}  # choices given, but the joint model has two MC tasks
     (checkpoint,) = sorted(output_dir.glob("checkpoint-*"))
-    script = textwrap.dedent(
-        f"""
-        import json, sys
-        sys.modules["modeling_siasamrea"] = None  # the package must not be importable here
+    results = run_without_the_package(f"""
         from transformers import pipeline
         vqa = pipeline("video-question-answering", model={str(output_dir)!r}, trust_remote_code=True)
-        results = {{}}
         for name, call in {calls!r}.items():
             try:
                 results[name] = vqa(**call)
@@ -109,14 +98,7 @@ def test_the_saved_joint_model_answers_each_task_in_a_fresh_process(joint_run, s
         # a checkpoint written during training is a whole pipeline folder too
         checkpoint = pipeline("video-question-answering", model={str(checkpoint)!r}, trust_remote_code=True)
         results["checkpoint"] = checkpoint(**{calls["count"]!r})
-        print("RESULTS=" + json.dumps(results))
-        """
-    )
-    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1")
-    completed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULTS=")]
-    assert lines, completed.stderr[-3000:]
-    results = json.loads(lines[0].removeprefix("RESULTS="))
+        """, tmp_path)
     assert {answer["choice"] for answer in results["action"]} == set(rows["action"]["choices"])
     assert {answer["choice"] for answer in results["transition"]} == set(rows["transition"]["choices"])
     assert results["frameqa"][0]["answer"] in json.loads((output_dir / "config.json").read_text())["tasks"][

