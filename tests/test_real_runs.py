@@ -285,3 +285,13 @@ def test_cluster_configs_take_accumulation_and_clipping_from_the_training_argume
     assert deepspeed["deepspeed_config"]["gradient_clipping"] == "auto"
     fsdp = yaml.safe_load((REPO / "training" / "accelerate" / "fsdp.yaml").read_text())
     assert fsdp["fsdp_config"]["fsdp_activation_checkpointing"] is True
+
+
+def test_evaluation_one_question_at_a_time_has_a_finite_loss_when_answers_are_unknown(pristine_dir, tmp_path):
+    # a model that knows only the three most frequent answers: most colours are unknown to it
+    run_videoqa.main(run_args(pristine_dir, tmp_path / "small", "--answer_vocab_size", "3", "--answer_types", "all",
+                              "--max_steps", "2",
+                              "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
+                              "--do_eval", "false"))
+    metrics = run_videoqa.main(eval_args(tmp_path / "small", pristine_dir, tmp_path / "eval"))
+    assert metrics["eval_unknown_answers"] > 0 and np.isfinite(metrics["eval_loss"])
