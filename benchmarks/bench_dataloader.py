@@ -10,9 +10,9 @@ H.264 video made with PyAV, at 448 px (the paper's settings). Timed round-robin 
 the decoder), the same draws for every method:
 
     before  ``read_clips`` at full resolution, ``SiaSamReaImageProcessor`` (float32 resize, pad, normalise), collate
-            (``torch.stack``, as the collator does): what every training sample costs today;
+            (``torch.stack``): what every training sample cost before the uint8 data path;
     after   ``read_clips(max_size=448)``: frames scaled by the decoder (uint8; full resolution never materialised),
-            collate;
+            collate: what ``VideoQATransform`` and the collator do now (the device pads and normalises);
     floor   one bare decord ``get_batch`` of the sample's unique frames on a fresh reader opened at the target size.
 
 Stages (decode / resize / collate) and the bytes a DataLoader worker ships per sample are recorded. Then samples/s
