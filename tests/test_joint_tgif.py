@@ -153,3 +153,10 @@ def test_a_task_of_the_joint_model_becomes_a_single_task_model_with_the_same_ans
     inputs = {"pixel_values": torch.rand(1, 1, 2, 3, 32, 32), "input_ids": torch.tensor([[101, 2054, 3609, 102]])}
     with torch.no_grad():
         torch.testing.assert_close(frameqa(**inputs).logits, joint(**inputs, task="frameqa").logits)
+
+
+def test_a_few_examples_of_joint_data_hold_every_task(synthetic_dir):
+    data_args = run_videoqa.DataArguments(dataset_config="all", data_dir=str(synthetic_dir), answer_types=["all"],
+                                          max_train_samples=8, max_eval_samples=4)
+    train, evaluation = run_videoqa.load_data(data_args, training=True, evaluating=True)
+    assert sorted(train["task"]) == sorted(TASKS * 2) and sorted(evaluation["task"]) == sorted(TASKS)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -399,7 +400,7 @@ def load_data(
             dataset = load_videoqa(data_args.dataset_name, data_dir, name, **options)
         if data_args.answer_types:
             dataset = select_answer_types(dataset, data_args.answer_types)
-        return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
+        return first(dataset, limit)
 
     train_set = eval_set = None
     if training and data_args.streaming:
@@ -411,12 +412,26 @@ def load_data(
         if data_args.max_train_samples:
             train_set = train_set.take(data_args.max_train_samples)
     elif training:
-        train_set = drop_short_videos(split(data_args.train_split, None), data_args.min_video_frames)
-        if data_args.max_train_samples:
-            train_set = train_set.select(range(min(data_args.max_train_samples, len(train_set))))
+        train_set = first(drop_short_videos(split(data_args.train_split, None), data_args.min_video_frames),
+                          data_args.max_train_samples)
     if evaluating:
         eval_set = split(data_args.eval_split, data_args.max_eval_samples)
     return train_set, eval_set
+
+
+def first(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
+    """The first `limit` examples (all without a limit); of joint data, the first of each task in turn, so that a
+    small run still sees every task."""
+    if not limit:
+        return dataset
+    order = list(range(len(dataset)))
+    if "task" in dataset.column_names:  # rank each example within its task, then interleave the tasks
+        ranks, counts = [], Counter()
+        for task in dataset["task"]:
+            ranks.append(counts[task])
+            counts[task] += 1
+        order.sort(key=ranks.__getitem__)
+    return dataset.select(order[:limit])
 
 
 def align_answers(dataset: datasets.Dataset, config: SiaSamReaConfig, split: str) -> datasets.Dataset:
