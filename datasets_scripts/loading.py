@@ -251,8 +251,9 @@ def drop_short_videos(dataset: datasets.Dataset, min_video_frames: int) -> datas
         return dataset
     kept = dataset.filter(lambda frames: [n >= min_video_frames for n in frames], input_columns="num_video_frames",
                           batched=True, desc=f"videos of >= {min_video_frames} frames")
+    dropped_videos = len(set(dataset["video_path"])) - len(set(kept["video_path"]))
     logger.warning("min_video_frames=%d: dropped %d of %d examples (%d videos) with shorter videos", min_video_frames,
-                   len(dataset) - len(kept), len(dataset), len(set(dataset["video_path"])) - len(set(kept["video_path"])))
+                   len(dataset) - len(kept), len(dataset), dropped_videos)
     if len(kept) == 0:
         raise ValueError(f"no example has a video of at least min_video_frames={min_video_frames} frames")
     return kept

@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("video", help="video file, folder of frames")
     predict.add_argument("question")
     predict.add_argument("--choices", nargs="+", help="answer choices (multiple-choice tasks)")
-    predict.add_argument("--task", help="which task of a joint model answers (e.g. count); single-task models need none")
+    predict.add_argument("--task", help="which task of a joint model answers (e.g. count); one-task models need none")
     predict.add_argument("--model", default=DEFAULT_MODEL, help=f"model folder or Hub id (default: {DEFAULT_MODEL})")
     predict.add_argument("--top_k", type=int, default=5, help="answers to show (open-ended)")
     predict.add_argument("--num_eval_clips", type=int, default=1, help="1 = anchor clip only; >1 = dense inference")

@@ -109,7 +109,8 @@ class DataArguments:
         metadata={"help": "Start from this task of a saved joint model, as a single-task model: e.g. fine-tune the "
                           "joint TGIF-QA model's frameqa head on MSRVTT-QA, or evaluate its count head alone."})
     task_loss_weights: str | None = field(
-        default=None, metadata={"help": "Joint data: per-task loss weights as JSON, e.g. '{\"count\": 0.1}' (default 1)."})
+        default=None,
+        metadata={"help": "Joint data: per-task loss weights as JSON, e.g. '{\"count\": 0.1}' (default 1)."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the annotations and videos."})
     train_split: str = "train"
     eval_split: str = "val"
@@ -140,7 +141,8 @@ class DataArguments:
     predictions_file: str | None = field(
         default=None,
         metadata={"help": "Write one JSON line per evaluated question (question_id, answer_type, prediction, score, "
-                          "label, correct); with --do_predict and no file: <output_dir>/predictions_<eval_split>.jsonl."},
+                          "label, correct); with --do_predict and no file: "
+                          "<output_dir>/predictions_<eval_split>.jsonl."},
     )
 
     def frames(self, config: SiaSamReaConfig) -> int | str:
@@ -291,7 +293,8 @@ def build_model(
         head = {"task": task}
         if "answers" in spec:
             id2label = dict(enumerate(spec["answers"]))
-            head.update(id2label=id2label, label2id={label: i for i, label in id2label.items()}, num_answers=len(id2label))
+            head.update(id2label=id2label, label2id={label: i for i, label in id2label.items()},
+                        num_answers=len(id2label))
     else:
         head = {"tasks": tasks}
     if model_args.vision_model_name_or_path:
@@ -324,7 +327,8 @@ def load_saved_model(
     wanted = {name: spec["type"] for name, spec in tasks.items()}
     if from_task is not None:
         if not saved.tasks or from_task not in saved_tasks:
-            raise ValueError(f"--task {from_task}: {path} has no such task of a joint model; its tasks are {saved_tasks}")
+            raise ValueError(f"--task {from_task}: {path} has no such task of a joint model; its tasks are "
+                             f"{saved_tasks}")
         saved_tasks = {saved_tasks[from_task]: saved_tasks[from_task]}  # the single-task model it becomes
     if saved_tasks != wanted:
         hint = " (pick one of a joint model's tasks with --task)" if saved.tasks and from_task is None else ""
@@ -480,7 +484,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         eval_set = align_answers(eval_set, config, data_args.eval_split)
 
     tasks = {name: config.task_type(name).name for name in config.task_names}
-    transform_kwargs = dict(processor=processor, task=tasks if config.tasks else config.task, max_length=data_args.max_length)
+    transform_kwargs = dict(processor=processor, task=tasks if config.tasks else config.task,
+                            max_length=data_args.max_length)
     callbacks, group_keys = [SiameseLossWarmupCallback()], None
     if train_set is not None:
         sampler = SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips)
@@ -490,7 +495,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 raise ValueError("streamed training batches are not grouped: stream single-task data, with a fixed "
                                  "num_frames or batches of one video")
             training_args.accelerator_config.dispatch_batches = False
-            train_set = train_set.map(train_transform, batched=True, batch_size=1, remove_columns=train_set.column_names)
+            train_set = train_set.map(train_transform, batched=True, batch_size=1,
+                                      remove_columns=train_set.column_names)
             callbacks.append(SetEpochCallback(train_transform))
         else:
             group_keys = batch_keys(train_set, sampler, training_args.per_device_train_batch_size)

@@ -131,7 +131,7 @@ class SiaSamReaTrainer(Trainer):
         self._logged_terms = [*LOGGED_TERMS, *(f"loss_{name}" for name in config.task_names if config.tasks)]
         self._term_sums = torch.zeros(len(self._logged_terms), dtype=torch.float64)  # this process, since the last log
         self._term_counts = torch.zeros(len(self._logged_terms), dtype=torch.float64)
-        self._replaced = torch.zeros((), dtype=torch.long)  # unreadable videos replaced, this process, since the last log
+        self._replaced = torch.zeros((), dtype=torch.long)  # unreadable videos replaced here since the last log
         self.replaced_videos = 0  # all processes, whole run (as of the last log)
 
     def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
