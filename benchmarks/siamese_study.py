@@ -277,6 +277,7 @@ def teacher_diagnostic(checkpoint: Path, data_dir: Path, s: dict[str, Any], limi
         batch = rows[first:first + 32]
         examples = transform(batch)
         inputs = collate([{k: v[i] for k, v in examples.items()} for i in range(len(examples["labels"]))])
+        inputs["pixel_values"] = processor.image_processor.pixel_values_from_frames(inputs["pixel_values"])
         true = torch.tensor([ids.get(truth[Path(path).stem], -1) for path in batch["video_path"]])
         labels = torch.tensor([ids[answer] for answer in batch["answer"]])  # by name: the model's own vocabulary
         with torch.no_grad():
