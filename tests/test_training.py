@@ -113,7 +113,8 @@ def test_tensorboard_receives_the_siamese_loss_terms(trained):
         accumulator = EventAccumulator(str(path))
         accumulator.Reload()
         tags |= set(accumulator.Tags()["scalars"])
-    assert {"train/loss", "train/loss_gt", "train/loss_siamese", "train/knowledge_entropy", "eval/accuracy"} <= tags
+    assert {"train/loss", "train/loss_gt", "train/loss_siamese", "train/loss_siamese_kl", "train/soft_label_entropy",
+            "train/knowledge_entropy", "eval/accuracy"} <= tags
 
 
 def test_dense_evaluation_aggregates_several_clips(trained, synthetic_dir, tmp_path):

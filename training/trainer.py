@@ -15,7 +15,9 @@ from modeling_siasamrea.tasks import IGNORE_INDEX
 from .sampler import GroupedBatchSampler
 
 METRICS_DIR = Path(__file__).parent / "metrics"
-LOGGED_TERMS = ("loss_gt", "loss_siamese", "loss_clip_weights", "knowledge_entropy")
+# what the model returns of its loss, logged next to it (L_siamese = T²·(KL(Q ‖ p_anchor) + H(Q)) split in two)
+MODEL_TERMS = ("loss_gt", "loss_siamese", "loss_clip_weights", "loss_siamese_kl", "soft_label_entropy")
+LOGGED_TERMS = (*MODEL_TERMS, "knowledge_entropy")
 # what the collator adds to a batch for the trainer, never passed to the model
 BATCH_EXTRAS = ("answer_type_ids", "unreadable", "task_ids", "num_replaced")
 # what prediction_step returns as `label_ids`, per evaluated example
@@ -166,7 +168,7 @@ class SiaSamReaTrainer(Trainer):
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def _accumulate_terms(self, outputs, task: str | None) -> None:
-        terms = {name: getattr(outputs, name, None) for name in LOGGED_TERMS[:3]}
+        terms = {name: getattr(outputs, name, None) for name in MODEL_TERMS}
         if outputs.siamese_knowledge is not None:
             terms["knowledge_entropy"] = knowledge_entropy(outputs.siamese_knowledge)
         if task is not None:
