@@ -295,3 +295,12 @@ def test_evaluation_one_question_at_a_time_has_a_finite_loss_when_answers_are_un
                               "--do_eval", "false"))
     metrics = run_videoqa.main(eval_args(tmp_path / "small", pristine_dir, tmp_path / "eval"))
     assert metrics["eval_unknown_answers"] > 0 and np.isfinite(metrics["eval_loss"])
+
+
+def test_the_gpu_configs_settings_train_on_cpu_with_bf16_and_activation_checkpointing(pristine_dir, tmp_path):
+    # msrvtt_qa.yaml & co: bf16, activation checkpointing, one video per device, the paper's effective batch of 16
+    run_videoqa.main(run_args(pristine_dir, tmp_path / "run", "--bf16", "true", "--activation_checkpointing", "true",
+                              "--effective_batch_size", "2", "--max_steps", "2", "--eval_strategy", "no",
+                              "--save_strategy", "no", "--load_best_model_at_end", "false", "--do_eval", "false"))
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and all(np.isfinite(e["loss"]) for e in state["log_history"] if "loss" in e)
