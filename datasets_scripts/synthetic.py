@@ -165,8 +165,10 @@ _REFERENCE_SAMPLER = SiameseSampler()
 
 
 def flash_length(num_frames: int) -> int:
-    """Frames one flash lasts in a video of ``num_frames``: about half the default sampler's stride δ."""
-    return max(2, _REFERENCE_SAMPLER.stride(num_frames) // 2)
+    """Frames one flash lasts in a video of ``num_frames``: about half the default sampler's stride δ, and short
+    enough for 5 flashes and the second object with minimal gaps (which 47 frames, δ // 2 = 4, would not hold)."""
+    fits = (num_frames - 2 * _margin(num_frames)) // (2 * (MAX_COUNT + 1) - 1)
+    return max(2, min(_REFERENCE_SAMPLER.stride(num_frames) // 2, fits))
 
 
 def _margin(num_frames: int) -> int:

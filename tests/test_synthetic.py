@@ -132,6 +132,13 @@ def test_flashes_are_brief_so_a_sparse_anchor_misses_what_siamese_clips_catch():
     assert np.mean(anchor_hits) < 0.6 and np.mean(union_hits) > 0.8
 
 
+def test_every_video_length_from_min_frames_holds_five_flashes_and_the_second_object():
+    scripts = synthetic._scripts(300, 0, 32, 40, 56, {"train": 1.0})  # 47 frames once drew flashes of 4: no room
+    assert {s.num_frames for s in scripts} == set(range(40, 57))
+    for s in scripts:
+        assert s.second_start + s.flash_length <= s.num_frames - synthetic._margin(s.num_frames)
+
+
 def test_target_is_visible_only_during_its_flashes(small_dataset):
     meta = json.loads((small_dataset / META_FILE).read_text().splitlines()[0])
     frames = read_clips(small_dataset / "videos" / f"{meta['video_id']}.mp4",
