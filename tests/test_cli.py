@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from training.cli import main
-from training.demo import question_type_prior, run_demo
+from training.demo import answer_confidence, demo_split, question_type_prior, run_demo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +29,20 @@ def test_demo_writes_data_model_metrics_and_figure(demo_dir, capsys):
         assert (model / name).is_file(), name
     assert (demo_dir / "data" / "msrvtt_qa" / "train.jsonl").is_file()
     assert Image.open(demo_dir / "siamese_example.png").size == (1200, 800)
+
+
+def test_demo_reports_the_final_models_test_answers_and_their_confidence(demo_dir):
+    saved = json.loads((demo_dir / "model" / "eval_results.json").read_text())
+    predictions = demo_dir / "model" / "predictions_test.jsonl"
+    records = [json.loads(line) for line in predictions.read_text().splitlines()]
+    test = demo_split(demo_dir / "data", "test")
+    assert [r["question_id"] for r in records] == test["question_id"][:16]  # the quick demo's max_eval_samples
+    assert sum(r["correct"] for r in records) / len(records) == pytest.approx(saved["eval_accuracy"])
+    confidence = answer_confidence(predictions)
+    assert confidence["questions"] == len(records)
+    for kind in ("right", "wrong"):
+        scores = [r["score"] for r in records if r["correct"] == (kind == "right")]
+        assert confidence[kind] == pytest.approx(sum(scores) / len(scores) if scores else float("nan"), nan_ok=True)
 
 
 def test_demo_second_run_reuses_what_exists(demo_dir, capsys):
@@ -56,6 +70,7 @@ def test_predict_with_a_missing_video_names_it(demo_dir):
 def test_eval_reports_the_saved_metrics(demo_dir, tmp_path, capsys):
     main(["eval", "--model", str(demo_dir / "model"), "--data_dir", str(demo_dir / "data"),
           "--dataset_config", "frameqa", "--answer_types", "color",  # the demo's questions (configs/synthetic.yaml)
+          "--eval_split", "test",  # the split the demo evaluates its final model on
           "--output_dir", str(tmp_path),  # frames per clip: the model's
           "--max_eval_samples", "16", "--use_cpu", "true", "--disable_tqdm", "true",
           "--predictions", str(tmp_path / "predictions.jsonl")])
