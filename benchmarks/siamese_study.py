@@ -434,7 +434,10 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"Wall time {results['wall_seconds'] / 60:.1f} min ({results['core_seconds'] / 60:.0f} core-min of runs) "
             "on "
             f"{results['machine']['cpu_count']} CPUs, 2 single-core worker processes; load average at the end "
-            f"{results['machine'].get('load_average_1m')}.\n"]
+            f"{results['machine'].get('load_average_1m')}"
+            + (f"; this invocation resumed {results['resumed_runs']} runs logged by earlier, stopped invocations with the "
+               "same settings (`--resume`), which the wall time leaves out and the core-minutes count"
+               if results.get("resumed_runs") else "") + ".\n"]
     for variant, spec in VARIANTS.items():
         ev, teacher = results["evidence"][variant], results["teacher"][variant]
         p = ev["test_eval_clip_sees_a_flash"]
