@@ -1,6 +1,8 @@
 """The paired study of the siamese objective (issue #13), through the shipped training path.
 
-    python -m benchmarks.siamese_study                 # the full study (~90 min on 2 CPU cores)
+    python -m benchmarks.siamese_study                 # the full study (~75 min on 2 CPU cores)
+    python -m benchmarks.siamese_study --from-scratch 10 --variants control --rows baseline paper --seeds 0 1 2 3 4 5 6 7
+                                                       # rows trained from scratch instead (~40 min)
     python -m benchmarks.siamese_study --quick         # smoke test (tiny data, 2 rows, 1 seed, ~2 min)
     python -m benchmarks.siamese_study --report benchmarks/results/siamese_study.json   # tables from the json only
 
@@ -23,6 +25,11 @@ interval, and the smallest difference the design detects with 80% power (two-sid
 combines the single switches whose paired difference was positive on the families variant and is then run on fresh
 seeds with its own paired baselines, so its estimate is not selected on its own data.
 Results: benchmarks/results/siamese_study.{json,md,png}.
+
+``--from-scratch EPOCHS`` tests what the fine-tuning design cannot, the objective acting over a whole training run:
+no checkpoint; every row x seed trains from scratch for EPOCHS with the pretraining schedule, paired by seed as
+above (same initial weights, data order and anchor clips), and is evaluated once at the end on the same test split.
+Results: benchmarks/results/siamese_study_scratch.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -317,7 +324,7 @@ def best_combination(summary: dict[str, Any]) -> dict[str, Any]:
 def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per variant and row: mean accuracy and the paired difference to the baseline of the same seeds."""
     summary: dict[str, dict[str, Any]] = {}
-    for variant in VARIANTS:
+    for variant in [v for v in VARIANTS if any(r["variant"] == v for r in runs)]:
         mine = [r for r in runs if r["variant"] == variant]
         baseline = {(r["phase"], r["seed"]): r["accuracy"] for r in mine if r["row"] == "baseline"}
         summary[variant] = {}
@@ -344,6 +351,8 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
     s["best_seeds"] = [100 + seed for seed in s["seeds"]]  # fresh seeds, as many
     if args.rows:
         s["rows"] = args.rows
+    s["from_scratch_epochs"] = args.from_scratch
+    variants = {v: VARIANTS[v] for v in (args.variants or VARIANTS)}
     root = Path(args.data_dir or os.environ.get("SIASAMREA_BENCH_DATA", ROOT / "outputs" / "bench_data"))
     work = Path(args.work_dir or ROOT / "outputs" / "siamese_study")
     work.mkdir(parents=True, exist_ok=True)
@@ -353,23 +362,32 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
         done = {_key(run): run for run in map(json.loads, log.read_text().splitlines())}
         print(f"resuming: {len(done)} runs done before", flush=True)
     start = time.perf_counter()
-    data_dirs = {variant: make_data(root, s, variant, args.quick) for variant in VARIANTS}
+    data_dirs = {variant: make_data(root, s, variant, args.quick) for variant in variants}
     print(f"data ready in {time.perf_counter() - start:.0f} s: {data_dirs}", flush=True)
     evidence = {variant: evidence_statistics(path, s["num_frames"]) for variant, path in data_dirs.items()}
+    if args.from_scratch:  # every row x seed from scratch, with the pretraining schedule (no checkpoint, no best row)
+        extra = ["--num_train_epochs", str(args.from_scratch)]
+        runs = _parallel([{"variant": v, "row": row, "seed": seed, "phase": "scratch", "settings": s,
+                           "data_dir": str(data_dirs[v]), "output_dir": str(work / f"scratch_{v}_{row}_{seed}"),
+                           "switches": ROWS[row][1], "schedule": s["pretrain"], "extra": extra}
+                          for v in variants for row in s["rows"] for seed in s["seeds"]], args.workers, log, done)
+        return {"machine": machine(), "settings": s, "evidence": evidence, "pretrained": [], "teacher": {},
+                "best": None, "runs": runs, "summary": summarize(runs), "wall_seconds": time.perf_counter() - start,
+                "core_seconds": sum(r["seconds"] for r in runs), "resumed_runs": len(done)}
 
     # 1. one pretrained baseline per variant (kept in the work folder; reused by a later run with the same settings)
-    checkpoints = {v: work / f"pretrained_{v}" for v in VARIANTS}
+    checkpoints = {v: work / f"pretrained_{v}" for v in variants}
     def key(variant: str) -> dict[str, Any]:
         return json.loads(json.dumps({"data": s["data"], "num_frames": s["num_frames"], "variant": VARIANTS[variant],
                                       **s["pretrain"], "epochs": s["pretrain"]["epochs"][variant]}))
 
     pretrained = []
-    for v in VARIANTS:
+    for v in variants:
         record = checkpoints[v] / "study_pretraining.json"
         if record.is_file() and json.loads(record.read_text())["settings"] == key(v):
             pretrained.append(json.loads(record.read_text())["result"])
             print(f"reusing the pretrained {v} checkpoint in {checkpoints[v]}", flush=True)
-    missing = [v for v in VARIANTS if v not in {r["variant"] for r in pretrained}]
+    missing = [v for v in variants if v not in {r["variant"] for r in pretrained}]
     pretrain_tasks = [{"variant": v, "row": "baseline", "seed": 0, "phase": "pretrain", "settings": s,
                        "data_dir": str(data_dirs[v]), "output_dir": str(checkpoints[v]), "keep": True,
                        "schedule": s["pretrain"], "switches": {"num_siamese_clips": 0},
@@ -382,7 +400,7 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
             json.dumps({"settings": key(result["variant"]), "result": result}) + "\n")
         pretrained.append(result)
     teacher = {v: teacher_diagnostic(checkpoints[v], data_dirs[v], s, limit=64 if args.quick else 400)
-               for v in VARIANTS}
+               for v in variants}
     print(f"pretrained: {[(r['variant'], r['accuracy']) for r in pretrained]}; teacher {teacher}", flush=True)
 
     def tasks(rows: dict[str, dict[str, Any]], seeds: list[int], phase: str) -> list[dict[str, Any]]:
@@ -390,14 +408,14 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
                  "output_dir": str(work / f"{phase}_{v}_{row}_{seed}"), "switches": switches,
                  "schedule": s["finetune"],
                  "extra": ["--model_name_or_path", str(checkpoints[v]), "--max_steps", str(s["finetune"]["steps"])]}
-                for v in VARIANTS for row, switches in rows.items() for seed in seeds]
+                for v in variants for row, switches in rows.items() for seed in seeds]
 
     # 2. every row x seed fine-tunes the checkpoint, paired by seed
     runs = _parallel(tasks({row: ROWS[row][1] for row in s["rows"]}, s["seeds"], "rows"), args.workers, log, done)
     summary = summarize(runs)
     # 3. the best combination of single switches, on fresh seeds with their own baselines
     best = None
-    if not args.quick and all(row in s["rows"] for row in SINGLE_SWITCHES):
+    if not args.quick and "families" in variants and all(row in s["rows"] for row in SINGLE_SWITCHES):
         best = best_combination(summary)
         print(f"best combination: {best}", flush=True)
         runs += _parallel(tasks({"baseline": ROWS["baseline"][1], BEST: best["switches"]}, s["best_seeds"], "best"),
@@ -418,17 +436,27 @@ def _label(row: str, results: dict[str, Any]) -> str:
 def to_markdown(results: dict[str, Any]) -> str:
     s, summary = results["settings"], results["summary"]
     data = s["data"]
-    text = ["# The siamese objective, paired study (issue #13)\n",
-            f"`python -m benchmarks.siamese_study`: every run is `training.run_videoqa.main` with "
-            f"`training/configs/synthetic.yaml` and the row's switches. Per variant a baseline (no siamese clips) is "
-            f"trained from scratch on {data['splits']['train']} videos' colour questions (epochs "
-            f"{s['pretrain']['epochs']}, batch {s['pretrain']['batch_size']}, lr {s['pretrain']['learning_rate']}); "
-            f"every row x seed then fine-tunes it for {s['finetune']['steps']} steps (batch "
-            f"{s['finetune']['batch_size']}, lr {s['finetune']['learning_rate']}, 10% warm-up, linear decay) and is "
-            f"evaluated once, at the end, on all "
+    scratch = s.get("from_scratch_epochs")
+    if scratch:
+        design = (f"`python -m benchmarks.siamese_study --from-scratch {scratch}`: every run is "
+                  f"`training.run_videoqa.main` with `training/configs/synthetic.yaml` and the row's switches. Every "
+                  f"row x seed trains from scratch for {scratch} epochs on {data['splits']['train']} videos' colour "
+                  f"questions (batch {s['pretrain']['batch_size']}, lr {s['pretrain']['learning_rate']}, 10% warm-up, "
+                  "linear decay), paired by seed (same initial weights, data order and anchor clips), and is ")
+    else:
+        design = (f"`python -m benchmarks.siamese_study`: every run is `training.run_videoqa.main` with "
+                  f"`training/configs/synthetic.yaml` and the row's switches. Per variant a baseline (no siamese "
+                  f"clips) is trained from scratch on {data['splits']['train']} videos' colour questions (epochs "
+                  f"{s['pretrain']['epochs']}, batch {s['pretrain']['batch_size']}, lr "
+                  f"{s['pretrain']['learning_rate']}); every row x seed then fine-tunes it for "
+                  f"{s['finetune']['steps']} steps (batch {s['finetune']['batch_size']}, lr "
+                  f"{s['finetune']['learning_rate']}, 10% warm-up, linear decay) and is ")
+    best = "" if scratch else f"; the best combination: seeds {s['best_seeds']} with their own baselines"
+    text = [f"# The siamese objective, paired study{', from scratch' if scratch else ''} (issue #13)\n",
+            design + "evaluated once, at the end, on all "
             f"{data['splits']['test']} test colour questions (anchor clip only; {s['num_frames']} frames at "
             f"{data['image_size']} px; videos {data['min_frames']}-{data['max_frames']} frames). Seeds "
-            f"{s['seeds']}; the best combination: seeds {s['best_seeds']} with their own baselines. "
+            f"{s['seeds']}{best}. "
             "**Difference** = row - baseline of the same seed, in accuracy points: mean [95% t-interval]; "
             "**MDE** = the smallest difference this design detects with 80% power (two-sided 5%).\n",
             f"Wall time {results['wall_seconds'] / 60:.1f} min ({results['core_seconds'] / 60:.0f} core-min of runs) "
@@ -438,21 +466,24 @@ def to_markdown(results: dict[str, Any]) -> str:
             + (f"; this invocation resumed {results['resumed_runs']} runs logged by earlier, stopped invocations with the "
                "same settings (`--resume`), which the wall time leaves out and the core-minutes count"
                if results.get("resumed_runs") else "") + ".\n"]
-    for variant, spec in VARIANTS.items():
-        ev, teacher = results["evidence"][variant], results["teacher"][variant]
+    for variant in summary:
+        spec = VARIANTS[variant]
+        ev, teacher = results["evidence"][variant], results["teacher"].get(variant)
         p = ev["test_eval_clip_sees_a_flash"]
-        pre = next(r["accuracy"] for r in results["pretrained"] if r["variant"] == variant)
         text.append(f"\n## {variant}: `make_synthetic_videoqa(variant={spec['variant']!r}, "
                     f"label_noise={spec['label_noise']})`\n")
         seen = (f"the training anchor sees a flash in {100 * ev['train_anchor_sees_a_flash']:.0f}% of draws, the 9 "
                 f"clips together in {100 * ev['train_union_of_9_clips_sees_a_flash']:.0f}%, the evaluation clip in "
                 f"{100 * p:.0f}% of test videos")
+        checkpoint = ""
+        if teacher:
+            pre = next(r["accuracy"] for r in results["pretrained"] if r["variant"] == variant)
+            checkpoint = (f" The pretrained checkpoint: {100 * pre:.1f}% test accuracy; on {teacher['questions']} "
+                          f"training questions the true colour is the argmax of the paper's teacher Q in "
+                          f"{100 * teacher['teacher_right']:.0f}%, of the anchor's prediction in "
+                          f"{100 * teacher['anchor_right']:.0f}%, and the label in {100 * teacher['label_right']:.0f}%.")
         text.append(f"Evidence: {seen}: anchor-only ceiling {100 * (p + (1 - p) * COLOR_PRIOR[variant]):.1f}%. "
-                    f"Training labels right: {100 * ev['train_labels_right']:.0f}%. The pretrained checkpoint: "
-                    f"{100 * pre:.1f}% test accuracy; on {teacher['questions']} training questions the true colour is "
-                    f"the argmax of the paper's teacher Q in {100 * teacher['teacher_right']:.0f}%, of the anchor's "
-                    f"prediction in {100 * teacher['anchor_right']:.0f}%, and the label in "
-                    f"{100 * teacher['label_right']:.0f}%.\n")
+                    f"Training labels right: {100 * ev['train_labels_right']:.0f}%.{checkpoint}\n")
         rows = []
         for row, r in summary[variant].items():
             d = r["difference"]
@@ -463,7 +494,7 @@ def to_markdown(results: dict[str, Any]) -> str:
     return "\n".join(text)
 
 
-def plot(results: dict[str, Any], out_dir: Path) -> None:
+def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -484,16 +515,17 @@ def plot(results: dict[str, Any], out_dir: Path) -> None:
         ax.set_title(variant)
         ax.set_xlabel("test accuracy - baseline of the same seed (points, 95% CI)")
     fig.tight_layout()
-    fig.savefig(out_dir / "siamese_study.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def write_report(results: dict[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "siamese_study.json").write_text(json.dumps(results, indent=2) + "\n")
+    name = "siamese_study_scratch" if results["settings"].get("from_scratch_epochs") else "siamese_study"
+    (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
     markdown = to_markdown(results)
-    (out_dir / "siamese_study.md").write_text(markdown)
-    plot(results, out_dir)
+    (out_dir / f"{name}.md").write_text(markdown)
+    plot(results, out_dir / f"{name}.png")
     print(markdown, flush=True)
 
 
@@ -502,6 +534,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="smoke test: tiny data, 2 rows, 1 seed, 2 steps")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None)
+    parser.add_argument("--from-scratch", type=int, default=None, metavar="EPOCHS",
+                        help="train every row x seed from scratch for EPOCHS instead of fine-tuning one checkpoint")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data-dir", default=None, help="where the synthetic sets are generated")
     parser.add_argument("--work-dir", default=None, help="checkpoints and run folders (default outputs/siamese_study)")

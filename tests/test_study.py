@@ -59,3 +59,17 @@ def test_quick_study_runs_through_run_videoqa_and_reports_paired_differences(tmp
                                   "--work-dir", str(tmp_path / "work"), "--out-dir", str(tmp_path / "resumed")])
     assert resumed["resumed_runs"] == len(results["runs"]) + len(results["pretrained"])  # nothing trained again
     assert json.dumps(resumed["summary"]) == json.dumps(results["summary"])  # (NaN != NaN: compare the text)
+
+
+def test_from_scratch_study_trains_every_row_from_scratch_without_a_checkpoint(tmp_path):
+    results = siamese_study.main(["--quick", "--from-scratch", "1", "--variants", "control", "--workers", "1",
+                                  "--data-dir", str(tmp_path / "data"), "--work-dir", str(tmp_path / "work"),
+                                  "--out-dir", str(tmp_path / "out")])
+    assert {(r["phase"], r["variant"], r["row"]) for r in results["runs"]} == {
+        ("scratch", "control", "baseline"), ("scratch", "control", "paper")}
+    assert not results["pretrained"] and not list((tmp_path / "work").glob("pretrained_*"))
+    assert list(results["summary"]) == ["control"] and results["summary"]["control"]["paper"]["difference"]["n"] == 1
+    report = (tmp_path / "out" / "siamese_study_scratch.md").read_text()
+    assert "--from-scratch 1" in report and "fine-tunes" not in report
+    assert (tmp_path / "out" / "siamese_study_scratch.png").is_file()
+    assert not (tmp_path / "out" / "siamese_study.json").exists()
