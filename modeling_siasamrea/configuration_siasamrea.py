@@ -30,8 +30,6 @@ SIAMESE_PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_SIAMESE_PRESET = "paper"
 # a saved config without `siamese_preset` was written before presets existed, when the objective was the paper's
 PRESET_OF_OLDER_CONFIGS = "paper"
-
-
 PRESET_FIELDS = tuple(SIAMESE_PRESETS[DEFAULT_SIAMESE_PRESET])
 
 

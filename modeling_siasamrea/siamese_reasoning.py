@@ -204,13 +204,12 @@ class SiameseKnowledgeHead(nn.Module):
                 f"the clip weights W1, W2 were built for N = {self.config.num_clips} clips "
                 f"(1 anchor + num_siamese_clips={self.config.num_siamese_clips}), got {num_clips} clips"
             )
-        propagated = None
         if self.config.siamese_propagation == "closed_form":
             propagated = propagate_siamese_knowledge(knowledge, converged_soft_labels(knowledge, probs, omega))
+        else:
+            propagated = propagate_siamese_knowledge(knowledge, probs)
         if not self.uses_clip_weights:
-            return anchor_soft_label(
-                propagate_siamese_knowledge(knowledge, probs) if propagated is None else propagated, probs, omega
-            )
+            return anchor_soft_label(propagated, probs, omega)
         w1, w2 = self.clip_weights()
         return siamese_knowledge_reasoning(knowledge, probs, w1, w2, omega, propagated=propagated)
 

@@ -284,8 +284,10 @@ def _torchcodec_source(name: str, target: str | bytes, max_size: int | None, num
         native = _stream_size(target)
         if scaled_frame_size(*native, max_size) != native:  # decoder-native transforms: torchcodec >= 0.9
             transforms = [_optional("torchcodec.transforms").Resize(scaled_frame_size(*native, max_size))]
-    decoder = _optional("torchcodec.decoders").VideoDecoder(target, dimension_order="NHWC", num_ffmpeg_threads=num_threads, device=device,
-                           seek_mode="exact", transforms=transforms)
+    decoder = _optional("torchcodec.decoders").VideoDecoder(
+        target, dimension_order="NHWC", num_ffmpeg_threads=num_threads, device=device, seek_mode="exact",
+        transforms=transforms,
+    )
     on_cpu = device is None or str(device) == "cpu"
 
     def get_frames(indices: np.ndarray) -> Any:

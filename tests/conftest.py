@@ -73,6 +73,17 @@ def logged_losses(output_dir) -> dict[int, float]:
     return {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
 
 
+def straight_and_resumed_losses(args, tmp_path) -> tuple[dict[int, float], dict[int, float]]:
+    """Logged losses of a 6-step run (`RESUME_ARGS`) and of a run picking it up from its step-3 checkpoint (mid-epoch);
+    `args(output_dir, *extra)` is the run's `run_videoqa` argument list."""
+    from training import run_videoqa
+
+    straight, continued = tmp_path / "straight", tmp_path / "continued"
+    run_videoqa.main(args(straight, *RESUME_ARGS))
+    run_videoqa.main(args(continued, *RESUME_ARGS, "--resume_from_checkpoint", str(straight / "checkpoint-3")))
+    return logged_losses(straight), logged_losses(continued)
+
+
 def run_without_the_package(body: str, tmp_path) -> dict:
     """Run `body` in a fresh Python process where `modeling_siasamrea` cannot be imported (as for a model shared on
     the Hub), offline; `body` fills a dict `results`, which comes back (JSON)."""

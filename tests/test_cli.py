@@ -70,7 +70,7 @@ def test_predict_with_a_missing_video_names_it(demo_dir):
 def test_eval_reports_the_saved_metrics(demo_dir, tmp_path, capsys):
     main(["eval", "--model", str(demo_dir / "model"), "--data_dir", str(demo_dir / "data"),
           "--dataset_config", "frameqa", "--answer_types", "color",  # the demo's questions (configs/synthetic.yaml)
-          "--eval_split", "test",  # the split the demo evaluates its final model on
+          "--split", "test",  # the split the demo evaluates its final model on
           "--output_dir", str(tmp_path),  # frames per clip: the model's
           "--max_eval_samples", "16", "--use_cpu", "true", "--disable_tqdm", "true",
           "--predictions", str(tmp_path / "predictions.jsonl")])

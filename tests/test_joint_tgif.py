@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import RESUME_ARGS, logged_losses, run_without_the_package
+from conftest import run_without_the_package, straight_and_resumed_losses
 
 from datasets_scripts import load_videoqa, make_synthetic_videoqa
 from training import run_videoqa
@@ -68,11 +68,7 @@ def test_one_evaluation_reports_every_task_and_a_combined_score(joint_run):
 
 
 def test_resume_mid_epoch_with_task_grouped_batches_is_exact(synthetic_dir, tmp_path):
-    straight = tmp_path / "straight"
-    run_videoqa.main(joint_args(synthetic_dir, straight, *RESUME_ARGS))
-    run_videoqa.main(joint_args(synthetic_dir, tmp_path / "continued", *RESUME_ARGS,
-                                "--resume_from_checkpoint", str(straight / "checkpoint-3")))
-    expected, got = logged_losses(straight), logged_losses(tmp_path / "continued")
+    expected, got = straight_and_resumed_losses(lambda out, *extra: joint_args(synthetic_dir, out, *extra), tmp_path)
     for step in (4, 5, 6):
         assert got[step] == pytest.approx(expected[step], abs=1e-4), (step, got, expected)
 

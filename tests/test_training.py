@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import RESUME_ARGS, logged_losses
+from conftest import straight_and_resumed_losses
 from fake_hub import FakeHub
 from huggingface_hub import ModelCard
 
@@ -156,12 +156,9 @@ def test_push_to_hub_uploads_a_complete_folder_that_reloads(trained, tmp_path):
 
 
 def test_resume_from_checkpoint_continues_with_the_same_losses(synthetic_dir, tmp_path):
-    straight = tmp_path / "straight"
-    run_videoqa.main(tiny_run_args(synthetic_dir, straight, *RESUME_ARGS))
     # a fresh process-like run that picks the same 6-step run up from its step-3 checkpoint (mid-epoch)
-    run_videoqa.main(tiny_run_args(synthetic_dir, tmp_path / "continued", *RESUME_ARGS,
-                                   "--resume_from_checkpoint", str(straight / "checkpoint-3")))
-    expected, got = logged_losses(straight), logged_losses(tmp_path / "continued")
+    expected, got = straight_and_resumed_losses(lambda out, *extra: tiny_run_args(synthetic_dir, out, *extra),
+                                                tmp_path)
     assert [4, 5, 6] == [step for step in sorted(got) if step > 3]
     for step in (4, 5, 6):
         assert got[step] == pytest.approx(expected[step], abs=1e-4), (step, got, expected)
