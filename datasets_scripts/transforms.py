@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import zlib
-from collections import deque
+from collections import defaultdict, deque
 from typing import Any
 
 import numpy as np
@@ -226,6 +226,12 @@ class ReplaceUnreadableVideos(torch.utils.data.Dataset):
         self.seed = seed
         self.max_attempts = max_attempts
         self.group_keys = group_keys
+        self.members = None  # key -> the sorted indices of its examples, found once
+        if group_keys is not None:
+            groups: dict[Any, list[int]] = defaultdict(list)
+            for i, key in enumerate(group_keys):
+                groups[key].append(i)
+            self.members = {key: np.asarray(indices) for key, indices in groups.items()}
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -236,12 +242,14 @@ class ReplaceUnreadableVideos(torch.utils.data.Dataset):
 
     def replacement_index(self, index: int, attempt: int) -> int:
         """The example drawn in place of ``index`` after ``attempt`` failures: another one of its group if there is."""
-        if self.group_keys is None:
-            candidates = range(len(self.dataset))
-        else:
-            candidates = [i for i, key in enumerate(self.group_keys) if key == self.group_keys[index]]
-        others = [i for i in candidates if i != index] or [index]
-        return others[int(np.random.default_rng([self.seed, self.epoch, index, attempt]).integers(len(others)))]
+        members = None if self.members is None else self.members[self.group_keys[index]]
+        size = len(self.dataset) if members is None else len(members)
+        if size == 1:
+            return index
+        position = index if members is None else int(np.searchsorted(members, index))
+        draw = int(np.random.default_rng([self.seed, self.epoch, index, attempt]).integers(size - 1))
+        draw += draw >= position  # skip the example itself
+        return draw if members is None else int(members[draw])
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         example, failed = self.dataset[index], []
