@@ -278,7 +278,7 @@ class JpegDecoder:
     name = "cpu"
 
     def __call__(self, images: Sequence[bytes], device: torch.device | str | None = None) -> list[torch.Tensor]:
-        return [torch.from_numpy(decode_jpeg(image)).permute(2, 0, 1).to(device) for image in images]
+        return [torch.tensor(decode_jpeg(image), device=device).permute(2, 0, 1) for image in images]
 
 
 class TorchvisionJpegDecoder(JpegDecoder):

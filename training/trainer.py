@@ -163,6 +163,14 @@ class SiaSamReaTrainer(Trainer):
             batch["pixel_values"] = self._prepare_input(pixel_values)  # DeepSpeed's input dtype, as for any float
         return inputs
 
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """The Trainer's estimate; JPEG frames count as the pixels they decode to (padded to `max_image_size`)."""
+        frames = inputs.get("pixel_values")
+        if isinstance(frames, JpegFrames):
+            pixels = frames.index.numel() * 3 * self.processing_class.image_processor.max_image_size**2
+            return 6 * pixels * self.model.num_parameters(exclude_embeddings=True)
+        return super().floating_point_ops(inputs)
+
     def get_batch_samples(self, epoch_iterator: Iterator, num_batches: int, device: torch.device):
         """The Trainer's, timed: the time spent here is time spent waiting for data (`data_wait_fraction`)."""
         start = time.perf_counter()
