@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -60,6 +61,7 @@ from benchmarks._common import RESULTS_DIR, machine, markdown_table, median, nat
 from benchmarks.bench_sampling import make_test_video, moving_frames
 from modeling_siasamrea import SiameseSampler, SiaSamReaImageProcessor
 from modeling_siasamrea.video_io import (
+    JPEG_DECODER_ENV,
     VideoBytes, count_frames, decode_jpeg, decoder_threads, jpeg_decoder, read_clips, read_jpeg_frames,
     scaled_frame_size, transcode_video,
 )
@@ -293,6 +295,13 @@ class Forms:
         clips = read_clips(self.avi_bytes, indices, num_threads=1)
         return clips, clips.nbytes
 
+    def jpeg_avi_pil(self, indices: np.ndarray) -> tuple[Any, int]:
+        os.environ[JPEG_DECODER_ENV] = "pil"
+        try:
+            return self.jpeg_avi(indices)
+        finally:
+            del os.environ[JPEG_DECODER_ENV]
+
     def jpeg_files(self, indices: np.ndarray) -> tuple[Any, int]:
         unique, inverse = np.unique(indices, return_inverse=True)
         clips = np.stack([decode_jpeg(self.jpegs[i]) for i in unique])[inverse.reshape(indices.shape)]
@@ -328,6 +337,7 @@ FORM_LABELS = {
     "source_file": "source: the H.264 file, read_clips(max_size=...)",
     "packed_source": "pack --frames source (the same bytes, from memory)",
     "jpeg_avi": "pack --frames jpeg / transcode: JPEG-frame AVI, read_clips",
+    "jpeg_avi_pil": "the same with PIL instead of simplejpeg",
     "jpeg_files": "one JPEG file per frame (no container; decode only)",
     "decord_avi": "the JPEG-frame AVI through decord (FFmpeg's MJPEG decoder)",
     "pyav_mjpeg": "its JPEGs through PyAV's MJPEG decoder",
@@ -376,7 +386,7 @@ def stored_forms(profiles: dict[str, tuple[int, int, float, float]], setup: dict
                 cpu[form].append(time.process_time() - start)
         minutes = num_frames / PROFILE_FPS / 60
         disk = {"source_file": source.stat().st_size, "packed_source": source.stat().st_size,
-                "jpeg_avi": avi.stat().st_size, "jpeg_files": _tar_bytes(list(map(len, forms.jpegs))),
+                "jpeg_avi": avi.stat().st_size, "jpeg_avi_pil": avi.stat().st_size, "jpeg_files": _tar_bytes(list(map(len, forms.jpegs))),
                 "decord_avi": avi.stat().st_size, "pyav_mjpeg": avi.stat().st_size,
                 "device_decode": avi.stat().st_size}
         rows = {form: {"cpu_s": median(cpu[form]), "cpu_times_s": cpu[form], "shipped_bytes": shipped[form],
@@ -485,6 +495,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--profiles", nargs="*", default=list(PROFILES), choices=list(PROFILES),
                         help="stored forms on these video profiles (default: all three; none: skip them)")
     parser.add_argument("--forms-repeats", type=int, default=5, help="draws timed per stored form")
+    parser.add_argument("--forms-only", action="store_true", help="only the stored forms (skip the paper's video)")
     args = parser.parse_args(argv)
     setup = dict(QUICK if args.quick else PAPER)
     profiles = QUICK_PROFILE if args.quick else {name: PROFILES[name] for name in args.profiles}
@@ -497,8 +508,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             stream = container.streams.video[0]
             setup.update(height=stream.codec_context.height, width=stream.codec_context.width)
     with tempfile.TemporaryDirectory() as tmp:
-        results = run(setup, args.repeats, args.loader_samples, args.workers, args.video, args.gpu_results, Path(tmp),
-                      profiles, args.forms_repeats, args.quick)
+        if args.forms_only:
+            gpu_s, gpu_source = gpu_seconds_per_sample(setup, args.gpu_results)
+            results = {"machine": machine(), "setup": setup, "gpu_seconds_per_sample": gpu_s, "gpu_source": gpu_source,
+                       "forms": stored_forms(profiles, setup, args.forms_repeats, gpu_s, args.gpu_results, Path(tmp),
+                                             args.quick)}
+        else:
+            results = run(setup, args.repeats, args.loader_samples, args.workers, args.video, args.gpu_results,
+                          Path(tmp), profiles, args.forms_repeats, args.quick)
+    if args.forms_only:
+        markdown = (f"# Data loading: stored forms of a video\n\nMachine: {results['machine']['cpu_count']} CPUs, load "
+                    f"average {results['machine'].get('load_average_1m', '?')} at the start (compare ratios).\n"
+                    + forms_markdown(results["forms"], results["gpu_seconds_per_sample"], results["gpu_source"]))
+        write_results("dataloader_forms", results, markdown, args.out_dir)
+        print(markdown)
+        return results
     write_results("dataloader", results, to_markdown(results), args.out_dir)
     print(to_markdown(results))
     return results
