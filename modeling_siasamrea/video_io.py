@@ -45,7 +45,6 @@ __all__ = [
     "decode_jpeg",
     "decoder_threads",
     "frame_rate",
-    "iter_frames",
     "jpeg_decoder",
     "probe_video",
     "psnr",
@@ -604,16 +603,9 @@ def read_jpeg_frames(video: VideoInput, indices: np.ndarray) -> tuple[list[bytes
     return _guarded(source.name, lambda: source.get_jpegs(unique)), inverse.astype(np.int64)
 
 
-def iter_frames(video: VideoInput, max_size: int | None = None, chunk_size: int = 64, num_threads: int | None = None,
-                backend: str | None = None) -> Iterator[np.ndarray]:
-    """Every frame of ``video`` in order, as uint8 RGB chunks ``(<= chunk_size, H, W, 3)``: frame i is frame i of
-    :func:`read_clips` with the same ``max_size`` and ``backend`` (the same decoder and scaler), decoded once, in one
-    sequential pass."""
-    yield from _chunks(_open(video, max_size=max_size, num_threads=num_threads, backend=backend), chunk_size)
-
-
 def _chunks(source: _Source, chunk_size: int = 64) -> Iterator[np.ndarray]:
-    """Every frame of an opened source in order, in chunks (see :func:`iter_frames`)."""
+    """Every frame of an opened source in order, as uint8 RGB chunks ``(<= chunk_size, H, W, 3)``, decoded once in
+    one sequential pass: frame i is frame i of :func:`read_clips` (the same decoder and scaler)."""
     if source.iter_chunks is not None:
         chunks = source.iter_chunks(chunk_size)
         while (chunk := _guarded(source.name, lambda: next(chunks, None))) is not None:
