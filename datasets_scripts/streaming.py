@@ -9,6 +9,13 @@ A sample holds a video once: ``<key>.video`` is the video file's bytes, ``<key>.
 relative to the data dir, "examples": [its questions, with every column of the prepared dataset but video_path]}``.
 Videos are put in shards in a seeded random order, so each shard is a random subset of the videos.
 
+``--frames jpeg --max_image_size 448`` stores each video once at the model's size instead, as an AVI of one JPEG per
+frame (:func:`~modeling_siasamrea.video_io.transcode_video`: every frame at its index, the source's frame count and
+rate, JPEG ``--quality``): a training sample then decodes only its sampled frames, each on its own, ~10x less CPU
+than decoding H.264 at 480p or 720p (``benchmarks/bench_dataloader.py``), and they can be decoded on the accelerator.
+``--frames source`` (the default) stores the video files' bytes as they are. The index records the frame size: a
+run whose ``max_image_size`` is larger is refused (:func:`check_frame_size`).
+
 ``load_videoqa(NAME, OUTPUT_DIR, split, streaming=True)`` (:func:`load_videoqa_shards`) reads them with the
 ``datasets`` WebDataset loader as an ``IterableDataset`` of questions: the prepared dataset's columns (``video_path``
 relative) plus ``video``, the bytes of its video. Then, as for any ``IterableDataset``:
@@ -34,6 +41,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import multiprocessing
 import os
 import tarfile
 from collections.abc import Iterator
@@ -43,16 +51,21 @@ from typing import Any
 import datasets
 import numpy as np
 from datasets.utils.py_utils import convert_file_size_to_int
+from datasets.utils.tqdm import tqdm as hf_tqdm
 
+from modeling_siasamrea.video_io import VideoDecodeError, decoder_threads, transcode_video
 
 from .loading import get_builder
+from .transcode import FRAMES_FILE, read_frames_record
 
-__all__ = ["INDEX_FILE", "load_videoqa_shards", "pack_split", "pack_videoqa", "read_shards_split"]
+__all__ = ["FRAMES", "INDEX_FILE", "check_frame_size", "load_videoqa_shards", "pack_split", "pack_videoqa",
+           "read_shards_split", "stored_frame_size"]
 
 logger = logging.getLogger(__name__)
 
 INDEX_FILE = "siasamrea_shards.json"
 _FORMAT = 1
+FRAMES = ("source", "jpeg")  # what a sample's <key>.video holds: the video file, or its frames as JPEGs (an AVI)
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -62,15 +75,39 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+def _video_bytes(task: tuple[str, str, int | None, int, int]) -> bytes | str:
+    """A video's bytes as a sample stores them (in a worker process): the file's, or its JPEG-frame AVI; the error
+    message for a video that cannot be transcoded."""
+    path, frames, max_image_size, quality, threads = task
+    if frames == "source":
+        return Path(path).read_bytes()
+    buffer = io.BytesIO()
+    try:
+        transcode_video(path, buffer, max_image_size, quality=quality, num_threads=threads)
+    except VideoDecodeError as error:
+        return str(error)
+    return buffer.getvalue()
+
+
 def pack_split(dataset: datasets.Dataset, split_dir: str | os.PathLike, data_dir: str | os.PathLike,
-               max_shard_size: int | str = "1GB", num_shards: int | None = None, seed: int | None = 0) -> list[dict]:
+               max_shard_size: int | str = "1GB", num_shards: int | None = None, seed: int | None = 0,
+               frames: str = "source", max_image_size: int | None = None, quality: int = 90,
+               num_proc: int | None = None) -> list[dict]:
     """Write one split of a prepared dataset (absolute ``video_path``, as ``load_videoqa`` returns it) as tar shards in
     ``split_dir``: one sample per video, its questions beside it (see the module docstring).
 
-    Shards hold at most ``max_shard_size`` bytes of videos (a video larger than that gets a shard of its own), or,
-    with ``num_shards``, the videos are dealt round-robin into exactly that many. ``seed`` shuffles the videos before
-    (None keeps the dataset's order). Returns ``[{"file", "num_videos", "num_examples", "num_bytes"}]`` per shard.
+    ``frames``: ``"source"`` stores each video file's bytes; ``"jpeg"`` its frames at ``max_image_size`` as JPEGs of
+    ``quality`` (an AVI, :func:`~modeling_siasamrea.video_io.transcode_video`; frame folders too), transcoded in
+    ``num_proc`` processes. A video that cannot be transcoded is left out with its questions (logged, and listed in
+    the returned shards' ``unreadable``). Shards hold at most ``max_shard_size`` bytes of videos (a video larger than
+    that gets a shard of its own), or, with ``num_shards``, the videos are dealt round-robin into exactly that many.
+    ``seed`` shuffles the videos before (None keeps the dataset's order). Returns ``[{"file", "num_videos",
+    "num_examples", "num_bytes", "unreadable"}]`` per shard.
     """
+    if frames not in FRAMES:
+        raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
+    if frames == "jpeg" and max_image_size is None:
+        raise ValueError("--frames jpeg stores the frames at the model's size: give --max_image_size (e.g. 448)")
     split_dir = Path(split_dir)
     by_video: dict[str, list[int]] = {}
     for row, path in enumerate(dataset["video_path"]):
@@ -79,51 +116,75 @@ def pack_split(dataset: datasets.Dataset, split_dir: str | os.PathLike, data_dir
     if seed is not None:
         videos = [videos[i] for i in np.random.default_rng(seed).permutation(len(videos))]
     for path in videos:
-        if not os.path.isfile(path):
+        if frames == "source" and not os.path.isfile(path):
             kind = "a frame folder" if os.path.isdir(path) else "missing"
-            raise ValueError(f"pack stores video files; {path} is {kind} (encode frame folders as videos first, e.g. "
-                             "with modeling_siasamrea.video_io.write_video)")
+            raise ValueError(f"pack stores video files; {path} is {kind} (pack with --frames jpeg, or encode frame "
+                             "folders as videos first, e.g. with modeling_siasamrea.video_io.write_video)")
+    starts = None  # with num_shards: the positions in `videos` where a shard begins
     if num_shards is not None:
         if not 1 <= num_shards <= len(videos):
             raise ValueError(f"num_shards must be in [1, {len(videos)}] (the number of videos), got {num_shards}")
         groups = [videos[i::num_shards] for i in range(num_shards)]
-    else:
-        limit, groups, size = convert_file_size_to_int(max_shard_size), [[]], 0
-        for path in videos:
-            if groups[-1] and size + os.path.getsize(path) > limit:
-                groups.append([])
-                size = 0
-            groups[-1].append(path)
-            size += os.path.getsize(path)
+        videos = [path for group in groups for path in group]
+        starts = set(np.cumsum([0] + [len(group) for group in groups[:-1]]).tolist())
+    limit = convert_file_size_to_int(max_shard_size)
     rows = dataset.select_columns([c for c in dataset.column_names if c != "video_path"]).to_list()
     split_dir.mkdir(parents=True, exist_ok=True)
     name = split_dir.name
-    shards, key = [], 0
-    for number, group in enumerate(groups):
-        file = f"{name}-{number:05d}.tar"
-        tmp = split_dir / f".{file}.tmp"
-        num_examples = num_bytes = 0
-        with tarfile.open(tmp, "w") as tar:
-            for path in group:
-                questions = [rows[row] for row in by_video[path]]
-                relative = os.path.relpath(path, data_dir)
-                data = Path(path).read_bytes()
-                _add_member(tar, f"{key:07d}.video", data)
-                meta = {"video_path": relative, "examples": questions}
-                _add_member(tar, f"{key:07d}.json", json.dumps(meta).encode())
-                key, num_examples, num_bytes = key + 1, num_examples + len(questions), num_bytes + len(data)
-        os.replace(tmp, split_dir / file)
-        shards.append({"file": f"{name}/{file}", "num_videos": len(group), "num_examples": num_examples,
-                       "num_bytes": num_bytes})
+    shards: list[dict] = []
+    tar = None
+    processes = max(1, num_proc or 1)
+    tasks = [(path, frames, max_image_size, quality, decoder_threads(processes)) for path in videos]
+    pool = multiprocessing.get_context().Pool(processes) if processes > 1 and frames == "jpeg" else None
+    try:
+        stored = pool.imap(_video_bytes, tasks) if pool else map(_video_bytes, tasks)
+        for position, (path, data) in enumerate(zip(videos, hf_tqdm(stored, total=len(videos), unit=" videos",
+                                                                    desc=f"packing {name}"))):
+            shard = shards[-1] if shards else None
+            if starts is not None and position in starts or starts is None and (
+                    shard is None or shard["num_bytes"] and shard["num_bytes"] + len(data) > limit):
+                if tar is not None:
+                    _close_shard(tar, split_dir, shard)
+                shard = {"file": f"{name}/{name}-{len(shards):05d}.tar", "num_videos": 0, "num_examples": 0,
+                         "num_bytes": 0, "unreadable": {}}
+                shards.append(shard)
+                tar = tarfile.open(split_dir / f".{Path(shard['file']).name}.tmp", "w")
+            relative = os.path.relpath(path, data_dir)
+            if isinstance(data, str):
+                logger.warning("left out of the pack with its %d questions: %s", len(by_video[path]), data)
+                shard["unreadable"][relative] = data
+                continue
+            questions = [rows[row] for row in by_video[path]]
+            key = sum(s["num_videos"] for s in shards)
+            _add_member(tar, f"{key:07d}.video", data)
+            _add_member(tar, f"{key:07d}.json", json.dumps({"video_path": relative, "examples": questions}).encode())
+            shard["num_videos"] += 1
+            shard["num_examples"] += len(questions)
+            shard["num_bytes"] += len(data)
+    finally:
+        if pool is not None:
+            pool.terminate()
+    if tar is not None:
+        _close_shard(tar, split_dir, shards[-1])
     return shards
+
+
+def _close_shard(tar: tarfile.TarFile, split_dir: Path, shard: dict) -> None:
+    tar.close()
+    file = Path(shard["file"]).name
+    os.replace(split_dir / f".{file}.tmp", split_dir / file)
 
 
 def pack_videoqa(name: str, data_dir: str | os.PathLike, output_dir: str | os.PathLike, config: str | None = None,
                  splits: list[str] | None = None, max_shard_size: int | str = "1GB", num_shards: int | None = None,
                  seed: int | None = 0, cache_dir: str | os.PathLike | None = None, num_proc: int | None = None,
+                 frames: str = "source", max_image_size: int | None = None, quality: int = 90,
                  **options: Any) -> Path:
     """Build a dataset from its folder (as ``load_videoqa``; ``options`` are builder options) and write ``splits``
-    (default: all) as tar shards with their index into ``output_dir`` (see :func:`pack_split`); return the index."""
+    (default: all) as tar shards with their index into ``output_dir`` (see :func:`pack_split`; ``num_proc`` processes
+    probe and transcode the videos); return the index. The index's ``frames`` records what the samples hold: with
+    ``frames="jpeg"`` the frame size and quality, and likewise with ``"source"`` from a folder ``siasamrea
+    transcode`` wrote."""
     builder = get_builder(name, data_dir, config=config, cache_dir=cache_dir, **options)
     builder.download_and_prepare(num_proc=num_proc)
     available = list(builder.info.splits or {})
@@ -131,15 +192,24 @@ def pack_videoqa(name: str, data_dir: str | os.PathLike, output_dir: str | os.Pa
     if unknown:
         raise ValueError(f"{name}: no split {unknown} in {builder.config.data_dir}; available: {available}")
     output_dir = Path(output_dir)
-    index: dict[str, Any] = {"format": _FORMAT, "dataset_name": name, "config": config, "features": None, "splits": {}}
+    if frames == "jpeg":
+        stored = {"frames": "jpeg", "max_image_size": max_image_size, "jpeg_quality": quality}
+    else:
+        record = read_frames_record(Path(data_dir)) or read_frames_record(builder.data_path) or {}
+        stored = {"frames": "source", "max_image_size": record.get("max_image_size"),
+                  "jpeg_quality": record.get("jpeg_quality")}
+    index: dict[str, Any] = {"format": _FORMAT, "dataset_name": name, "config": config, "features": None,
+                             "frames": stored, "splits": {}}
     for split in splits or available:
         dataset = builder.as_dataset(split=split)
         index["features"] = dataset.features.to_dict()
-        shards = pack_split(dataset, output_dir / split, builder.data_path, max_shard_size, num_shards, seed)
-        index["splits"][split] = {"shards": shards, "num_examples": len(dataset),
+        shards = pack_split(dataset, output_dir / split, builder.data_path, max_shard_size, num_shards, seed,
+                            frames=frames, max_image_size=max_image_size, quality=quality, num_proc=num_proc)
+        index["splits"][split] = {"shards": shards, "num_examples": sum(shard["num_examples"] for shard in shards),
                                   "num_videos": sum(shard["num_videos"] for shard in shards)}
-        logger.warning("%s/%s: %d questions, %d videos in %d shards under %s", name, split, len(dataset),
-                       index["splits"][split]["num_videos"], len(shards), output_dir / split)
+        logger.warning("%s/%s: %d questions, %d videos (%.1f MB) in %d shards under %s", name, split,
+                       index["splits"][split]["num_examples"], index["splits"][split]["num_videos"],
+                       sum(shard["num_bytes"] for shard in shards) / 1e6, len(shards), output_dir / split)
     path = output_dir / INDEX_FILE
     path.write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
     return path
@@ -154,6 +224,26 @@ def _read_index(shards_dir: Path) -> dict[str, Any]:
     if index.get("format") != _FORMAT:
         raise ValueError(f"{path}: unknown shard index format {index.get('format')!r}; pack the dataset again")
     return index
+
+
+def stored_frame_size(data_dir: str | os.PathLike) -> int | None:
+    """The longer frame side ``siasamrea pack --frames jpeg`` or ``siasamrea transcode`` stored ``data_dir``'s
+    frames at (its shard index or its ``siasamrea_frames.json``), or None for videos stored as they came."""
+    data_dir = Path(data_dir)
+    if (data_dir / INDEX_FILE).is_file():
+        return _read_index(data_dir).get("frames", {}).get("max_image_size")
+    record = read_frames_record(data_dir)
+    return None if record is None else record["max_image_size"]
+
+
+def check_frame_size(data_dir: str | os.PathLike, max_image_size: int) -> None:
+    """Raise if ``data_dir`` stores its frames smaller than ``max_image_size``: they would be scaled up, blurred."""
+    stored = stored_frame_size(data_dir)
+    if stored is not None and max_image_size > stored:
+        source = INDEX_FILE if (Path(data_dir) / INDEX_FILE).is_file() else FRAMES_FILE
+        raise ValueError(f"{data_dir} stores frames at max_image_size {stored} (its {source}), but this run's "
+                         f"max_image_size is {max_image_size}: train at max_image_size <= {stored}, or transcode "
+                         f"(pack) the dataset again with --max_image_size {max_image_size}")
 
 
 def _explode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:

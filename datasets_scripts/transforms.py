@@ -13,6 +13,7 @@ Rows of a streamed dataset (``datasets_scripts.streaming``) carry their video's 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import zlib
@@ -22,12 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from modeling_siasamrea.tasks import TaskType, get_task_type
+from modeling_siasamrea.image_processing_siasamrea import JpegFrames
 from modeling_siasamrea.sampling import SiameseSampler
-from modeling_siasamrea.video_io import VideoBytes, VideoDecodeError, read_clips
+from modeling_siasamrea.tasks import TaskType, get_task_type
+from modeling_siasamrea.video_io import VideoBytes, VideoDecodeError, read_clips, read_jpeg_frames
 
 
-__all__ = ["ReplaceUnreadableVideos", "VideoQATransform"]
+__all__ = ["ReplaceUnreadableVideos", "SharedEpoch", "VideoQATransform"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +37,31 @@ TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 _REPORT_FILES = 5
 
 
+class SharedEpoch:
+    """An epoch number that DataLoader workers read from shared memory: ``set_epoch`` in the main process reaches the
+    copies of persistent workers too (as ``datasets`` shares an ``IterableDataset``'s epoch). ``value`` is None until
+    the first ``set_epoch``."""
+
+    def __init__(self) -> None:
+        self._value = torch.tensor(-1).share_memory_()
+
+    @property
+    def value(self) -> int | None:
+        value = int(self._value)
+        return None if value < 0 else value
+
+    def set_epoch(self, epoch: int) -> None:
+        self._value.fill_(epoch)
+
+
 class VideoQATransform:
     """``__call__(batch) -> batch`` for ``datasets.Dataset.with_transform`` (works in DataLoader workers).
 
     Output per example: ``pixel_values`` uint8 tensor (clips, frames, 3, h, w), the longer side of (h, w) the
     processor's ``max_image_size`` -- in training 1 + the sampler's siamese clips with the anchor first, in
-    evaluation ``num_eval_clips``. A video that cannot be
+    evaluation ``num_eval_clips``; with ``decode_on_device``, the clips' frames undecoded instead
+    (:class:`~modeling_siasamrea.image_processing_siasamrea.JpegFrames`: each distinct frame's JPEG once, for videos
+    stored as JPEG frames), which the trainer decodes on the accelerator. A video that cannot be
     decoded is logged and counted in ``num_failed``; in training its ``pixel_values`` is None
     (:class:`ReplaceUnreadableVideos` draws another example in its place), in evaluation it is a blank clip and
     the label is -100, so the question stays in the evaluated set and counts as wrong (``unreadable`` is True);
@@ -56,7 +77,8 @@ class VideoQATransform:
     Randomness: after ``set_epoch(epoch)`` (the training script's callback calls it at every epoch), each
     example's clips are a function of ``(seed, epoch, question_id)`` alone: fresh every epoch, and the same
     whatever the number of workers or processes, so a run resumed from a checkpoint sees the very clips of an
-    uninterrupted one. Before any ``set_epoch``, a numpy Generator per process, seeded from ``seed`` (if given)
+    uninterrupted one. The epoch lives in shared memory (:class:`SharedEpoch`), so it reaches persistent DataLoader
+    workers too. Before any ``set_epoch``, a numpy Generator per process, seeded from ``seed`` (if given)
     and the DataLoader worker's torch seed (in a worker; it changes every epoch unless workers persist), else
     from ``torch.initial_seed()`` when ``seed`` is None: offsets are fresh at every access.
 
@@ -78,6 +100,7 @@ class VideoQATransform:
         min_failures_to_abort: int = 5,
         max_failure_rate: float = 0.5,
         failure_window: int = 200,
+        decode_on_device: bool = False,
     ) -> None:
         self.task_types = {name: get_task_type(kind) for name, kind in task.items()} if isinstance(task, dict) else None
         self.task_type = get_task_type(task) if isinstance(task, str) else None
@@ -91,21 +114,27 @@ class VideoQATransform:
         self.seed = seed
         self.min_failures_to_abort = min_failures_to_abort
         self.max_failure_rate = max_failure_rate
+        self.decode_on_device = decode_on_device
         self.num_tried = 0
         self.num_failed = 0
         self._recent: deque[str | None] = deque(maxlen=failure_window)  # failed path, or None for a success
-        self.epoch: int | None = None
+        self._epoch = SharedEpoch()
         self._rng: np.random.Generator | None = None
         self._rng_key: tuple[int, int | None] | None = None
 
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch.value
+
     def set_epoch(self, epoch: int) -> None:
         """Make training clips a function of (seed, epoch, question_id): reproducible and resume-exact."""
-        self.epoch = epoch
+        self._epoch.set_epoch(epoch)
 
     def _generator(self, question_id: str) -> np.random.Generator:
         """The example's keyed Generator once an epoch is set, else this process's (or worker's) stream."""
-        if self.epoch is not None:
-            return np.random.default_rng([self.seed or 0, self.epoch, zlib.crc32(question_id.encode())])
+        epoch = self.epoch
+        if epoch is not None:
+            return np.random.default_rng([self.seed or 0, epoch, zlib.crc32(question_id.encode())])
         worker = torch.utils.data.get_worker_info()
         key = (os.getpid(), None if worker is None else worker.seed)
         if self._rng is None or self._rng_key != key:
@@ -125,13 +154,16 @@ class VideoQATransform:
             indices = self.sampler.sample_eval(num_video_frames, num_eval_clips=self.num_eval_clips)
         return indices + start_frame
 
-    def _pixel_values(self, video: str | VideoBytes, indices: np.ndarray) -> torch.Tensor | None:
-        """The clips' frames, decoded at the model's size, as uint8 `(clips, frames, 3, h, w)`; or None (logged,
-        counted) if the video cannot be read."""
+    def _pixel_values(self, video: str | VideoBytes, indices: np.ndarray) -> torch.Tensor | JpegFrames | None:
+        """The clips' frames, decoded at the model's size, as uint8 `(clips, frames, 3, h, w)` (with
+        ``decode_on_device``: undecoded, as JpegFrames); or None (logged, counted) if the video cannot be read."""
         video_path = str(video)
         self.num_tried += 1
         try:
-            clips = read_clips(video, indices, max_size=self.processor.image_processor.max_image_size)
+            if self.decode_on_device:
+                jpegs, positions = read_jpeg_frames(video, indices)
+            else:
+                clips = read_clips(video, indices, max_size=self.processor.image_processor.max_image_size)
         except (VideoDecodeError, OSError) as error:
             self.num_failed += 1
             self._recent.append(video_path)
@@ -140,6 +172,8 @@ class VideoQATransform:
             self._check_failure_rate(error)
             return None
         self._recent.append(None)
+        if self.decode_on_device:
+            return JpegFrames(jpegs, torch.from_numpy(positions))
         # (clips, frames, h, w, 3) -> (clips, frames, 3, h, w)
         return torch.from_numpy(clips).permute(0, 1, 4, 2, 3).contiguous()
 
@@ -156,11 +190,14 @@ class VideoQATransform:
         raise RuntimeError(f"{reason}; last failures: {failed[-_REPORT_FILES:]} (last error: {error}); check the "
                            "videos folder and the decoder") from error
 
-    def _blank_clips(self, num_video_frames: int) -> torch.Tensor:
-        """Stand-in `pixel_values` of an unreadable evaluation video: zeros shaped like its clips would be."""
+    def _blank_clips(self, num_video_frames: int) -> torch.Tensor | JpegFrames:
+        """Stand-in `pixel_values` of an unreadable evaluation video: zeros shaped like its clips would be (with
+        ``decode_on_device``, one black JPEG frame in every place)."""
         size = self.processor.image_processor.max_image_size
-        return torch.zeros(self.num_eval_clips, self.sampler.frames_per_clip(num_video_frames), 3, size, size,
-                           dtype=torch.uint8)
+        shape = (self.num_eval_clips, self.sampler.frames_per_clip(num_video_frames))
+        if self.decode_on_device:
+            return JpegFrames([_black_jpeg(size)], torch.zeros(shape, dtype=torch.long))
+        return torch.zeros(*shape, 3, size, size, dtype=torch.uint8)
 
     def _text(self, question: str, choices: list[str] | None) -> dict[str, torch.Tensor]:
         """Token ids of one question (or of its question-choice pairs), unpadded across examples."""
@@ -204,6 +241,15 @@ class VideoQATransform:
         return out
 
 
+def _black_jpeg(size: int) -> bytes:
+    """A black `size` x `size` JPEG (it decodes to zeros)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
 class ReplaceUnreadableVideos(torch.utils.data.Dataset):
     """Training examples whose video fails to decode are replaced by another example, never dropped.
 
@@ -232,10 +278,14 @@ class ReplaceUnreadableVideos(torch.utils.data.Dataset):
             for i, key in enumerate(group_keys):
                 groups[key].append(i)
             self.members = {key: np.asarray(indices) for key, indices in groups.items()}
-        self.epoch = 0
+        self._epoch = SharedEpoch()  # reaches persistent DataLoader workers
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch.value or 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -1,5 +1,8 @@
-"""Image processor for SiaSamRea: ClipBERT's per-frame resize, pad and normalisation for sampled video clips."""
+"""Image processor for SiaSamRea: ClipBERT's per-frame resize, pad and normalisation for sampled video clips; and
+the decoding of JPEG frames on the accelerator."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -9,9 +12,11 @@ from transformers.image_processing_backends import PilBackend
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 from transformers.processing_utils import ImagesKwargs, Unpack
-from transformers.utils import TensorType
+from transformers.utils import TensorType, logging
 
-from .video_io import scaled_frame_size
+from .video_io import _optional, decode_jpeg, scaled_frame_size
+
+logger = logging.get_logger(__name__)
 
 VIDEO_LAYOUT = "(num_clips, num_frames, height, width, 3)"
 
@@ -198,6 +203,24 @@ class SiaSamReaImageProcessor(PilBackend):
                                  self.image_mean if self.do_normalize else None,
                                  self.image_std if self.do_normalize else None)
 
+    def pixel_values_from_jpeg(self, frames: "JpegFrames", device: torch.device | str | None = None,
+                               decoder: "JpegDecoder | None" = None) -> torch.Tensor:
+        """The model's `pixel_values` `(batch, clips, frames, 3, size, size)` from a batch of undecoded JPEG frames
+        (`JpegFrames`, what the data workers ship when the accelerator decodes): its images are decoded in one batch on
+        `device` by `decoder` (default: `jpeg_decoder_for(device)`), gathered into each video's clips, then padded and
+        normalised as by `pixel_values_from_frames`. The frames must have been stored at `max_image_size`."""
+        decoder = decoder or jpeg_decoder_for(device)
+        images = decoder(frames.data, device)  # each (3, h, w) uint8 on the device
+        videos = []
+        for index in frames.index:  # (clips, frames) positions in `images`, one video
+            video = torch.stack([images[i] for i in index.flatten().tolist()])  # (clips * frames, 3, h, w)
+            if max(video.shape[-2:]) != self.max_image_size:
+                raise ValueError(f"JPEG frames of {video.shape[-2]}x{video.shape[-1]} were stored for another size "
+                                 f"than max_image_size={self.max_image_size}: decoding them on the accelerator needs "
+                                 "frames stored at the model's size (transcode at that size)")
+            videos.append(self.pixel_values_from_frames(video.unflatten(0, index.shape)))
+        return torch.stack(videos)
+
 
 def pad_and_normalize(
     frames: torch.Tensor,
@@ -223,4 +246,66 @@ def pad_and_normalize(
     return padded.mul_(scale / std).sub_(mean / std)
 
 
-__all__ = ["SiaSamReaImageProcessor", "pad_and_normalize"]
+@dataclass
+class JpegFrames:
+    """Sampled frames of one video, or of a batch of videos, as undecoded JPEG images, for decoding on the
+    accelerator: `data` holds each distinct frame once, `index` `(clips, frames)` (one video) or `(batch, clips,
+    frames)` gives the position in `data` of every sampled frame."""
+
+    data: list[bytes]
+    index: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of `index`: `(clips, frames)` of one video, as the leading dimensions of its decoded frames."""
+        return tuple(self.index.shape)
+
+    @classmethod
+    def collate(cls, videos: Sequence["JpegFrames"]) -> "JpegFrames":
+        """One batch of videos that share `(clips, frames)`: their images in one list, `index` `(batch, clips,
+        frames)`."""
+        offsets = np.cumsum([0] + [len(video.data) for video in videos[:-1]])
+        return cls([image for video in videos for image in video.data],
+                   torch.stack([video.index + int(offset) for video, offset in zip(videos, offsets)]))
+
+
+class JpegDecoder:
+    """Decodes a batch of JPEG images to uint8 RGB `(3, H, W)` tensors on a device: `decoder(images, device)`.
+
+    This implementation decodes on the CPU with `decode_jpeg` (simplejpeg or PIL), exactly as the data workers do,
+    then moves the frames to `device`; `TorchvisionJpegDecoder` decodes on a CUDA device (nvJPEG)."""
+
+    name = "cpu"
+
+    def __call__(self, images: Sequence[bytes], device: torch.device | str | None = None) -> list[torch.Tensor]:
+        return [torch.tensor(decode_jpeg(image), device=device).permute(2, 0, 1) for image in images]
+
+
+class TorchvisionJpegDecoder(JpegDecoder):
+    """`torchvision.io.decode_jpeg(..., device="cuda")`: nvJPEG decodes the whole batch on the GPU. torchvision is
+    imported by name (an optional dependency; its wheels are CUDA builds that need a CUDA torch)."""
+
+    name = "torchvision"
+
+    def __init__(self) -> None:
+        self.io = _optional("torchvision.io")
+
+    def __call__(self, images: Sequence[bytes], device: torch.device | str | None = None) -> list[torch.Tensor]:
+        data = torch.frombuffer(bytearray(b"".join(images)), dtype=torch.uint8)
+        encoded = list(torch.split(data, [len(image) for image in images]))
+        return self.io.decode_jpeg(encoded, mode=self.io.ImageReadMode.RGB, device=device)
+
+
+def jpeg_decoder_for(device: torch.device | str | None) -> JpegDecoder:
+    """The GPU decoder on a CUDA device where torchvision imports, else the CPU one."""
+    if device is not None and torch.device(device).type == "cuda":
+        try:
+            return TorchvisionJpegDecoder()
+        except Exception as error:  # ImportError, or a torchvision build that does not match this torch
+            logger.warning("torchvision.io does not import (%s): JPEG frames are decoded on the CPU of the training "
+                           "process, not on %s", error, device)
+    return JpegDecoder()
+
+
+__all__ = ["JpegDecoder", "JpegFrames", "SiaSamReaImageProcessor", "TorchvisionJpegDecoder", "jpeg_decoder_for",
+           "pad_and_normalize"]

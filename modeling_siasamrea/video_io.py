@@ -7,6 +7,12 @@ decord 0.6 refuses them), for any file or bytes the backend fails to open, and f
 nor torchcodec is installed. Every backend gives the same contract: the union of requested frames decoded once,
 uint8 RGB, optionally scaled by the decoder to the model's input size (``max_size``), errors naming the video.
 Choose a backend per call (``read_clips(..., backend=...)``) or for a process with ``SIASAMREA_VIDEO_BACKEND``.
+
+Videos stored as JPEG frames (:func:`transcode_video`: an AVI of one JPEG per frame, MJPEG, at the model's size; or a
+folder of .jpg frames) are read without a video decoder: each requested frame's JPEG is found through the AVI index
+and decoded on its own (:func:`decode_jpeg`: simplejpeg where installed, else PIL; both libjpeg-turbo), so a sample
+costs exactly its unique frames. :func:`read_jpeg_frames` hands their bytes out undecoded, for decoding on the
+accelerator.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ import io
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Union
 
 import numpy as np
 
@@ -28,16 +35,23 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "JPEG_DECODERS",
+    "TranscodeResult",
     "VideoBytes",
     "VideoDecodeError",
     "VideoInput",
     "VideoProbe",
     "count_frames",
+    "decode_jpeg",
     "decoder_threads",
     "frame_rate",
+    "jpeg_decoder",
     "probe_video",
+    "psnr",
     "read_clips",
+    "read_jpeg_frames",
     "scaled_frame_size",
+    "transcode_video",
     "write_video",
 ]
 
@@ -49,6 +63,10 @@ _FRAME_SUFFIXES = {".jpg", ".jpeg", ".png"}
 _GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
 BACKENDS = ("decord", "torchcodec", "pyav")
 BACKEND_ENV = "SIASAMREA_VIDEO_BACKEND"
+JPEG_DECODERS = ("simplejpeg", "pil")
+JPEG_DECODER_ENV = "SIASAMREA_JPEG_DECODER"
+# what transcode_video writes into its AVIs' INFO (ICMT): only such AVIs are read frame by frame as JPEGs
+JPEG_AVI_COMMENT = "siasamrea jpeg frames"
 
 
 class VideoDecodeError(ValueError):
@@ -83,14 +101,28 @@ class VideoProbe(NamedTuple):
     fps: float | None
 
 
+class TranscodeResult(NamedTuple):
+    """What :func:`transcode_video` wrote: the source's frame count and frame rate (the result's too), the frame size,
+    and the mean PSNR (dB) of the checked frames against the source decoded at that size."""
+
+    num_video_frames: int
+    fps: float | None
+    height: int
+    width: int
+    psnr_db: float
+
+
 class _Source(NamedTuple):
     """An opened video: its name for messages, its length, a reader of sorted unique frame indices and, for a
-    video file, its average frame rate."""
+    video file, its average frame rate; for a video stored as JPEG frames, a reader of their bytes; for PyAV, a
+    sequential reader of every frame in chunks."""
 
     name: str
     num_video_frames: int
     get_frames: Callable[[np.ndarray], np.ndarray]
     fps: float | None = None
+    get_jpegs: Callable[[np.ndarray], list[bytes]] | None = None
+    iter_chunks: Callable[[int], Iterator[np.ndarray]] | None = None
 
 
 def scaled_frame_size(height: int, width: int, max_size: int) -> tuple[int, int]:
@@ -166,23 +198,70 @@ def _natural_key(path: Path) -> list[int | str]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
 
 
-def _read_images(paths: list[Path], max_size: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    """Frame reader for a folder: opens only the requested images with PIL (a JPEG scaled while it is decoded)."""
+def jpeg_decoder(decoder: str | None = None) -> str:
+    """The JPEG decoder asked for, else ``$SIASAMREA_JPEG_DECODER``, else simplejpeg if installed (``pip install
+    'siasamrea[jpeg]'``; it decodes a 448 px frame ~1.5x faster), else PIL."""
+    decoder = decoder or os.environ.get(JPEG_DECODER_ENV) or None
+    if decoder is None:
+        return "simplejpeg" if _importable("simplejpeg") else "pil"
+    if decoder not in JPEG_DECODERS:
+        raise ValueError(f"unknown JPEG decoder {decoder!r} (from {JPEG_DECODER_ENV} or decoder=); known: "
+                         f"{JPEG_DECODERS}")
+    if decoder == "simplejpeg" and not _importable("simplejpeg"):
+        raise ImportError("JPEG decoder 'simplejpeg' is not importable here: pip install 'siasamrea[jpeg]'")
+    return decoder
+
+
+def _pil_frame(image: Any, max_size: int | None) -> np.ndarray:
+    """An opened PIL image as uint8 RGB, scaled to ``scaled_frame_size`` (a JPEG scaled while it is decoded)."""
     from PIL import Image
 
+    if max_size is None:
+        return np.asarray(image.convert("RGB"))
+    height, width = scaled_frame_size(image.height, image.width, max_size)
+    image.draft("RGB", (width, height))  # JPEG: decode at the smallest 1/2^k scale >= the target size
+    return np.asarray(image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR))
+
+
+def decode_jpeg(data: bytes, max_size: int | None = None, decoder: str | None = None) -> np.ndarray:
+    """One JPEG image as uint8 RGB ``(H, W, 3)``, scaled to ``scaled_frame_size(H, W, max_size)`` when that differs
+    from its size (PIL: decoded at the smallest DCT scale above it, then bilinear). ``decoder``: see
+    :func:`jpeg_decoder`; both use libjpeg-turbo's accurate integer IDCT and fancy upsampling."""
+    if jpeg_decoder(decoder) == "simplejpeg":
+        simplejpeg = _optional("simplejpeg")
+        try:
+            height, width = simplejpeg.decode_jpeg_header(data)[:2]
+            if max_size is None or scaled_frame_size(height, width, max_size) == (height, width):
+                return simplejpeg.decode_jpeg(data, colorspace="RGB")
+        except ValueError:  # a JPEG simplejpeg does not take (e.g. CMYK): PIL reads it
+            pass
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return _pil_frame(image, max_size)
+
+
+def _read_images(paths: list[Path], max_size: int | None) -> tuple[Callable[[np.ndarray], np.ndarray],
+                                                                   Callable[[np.ndarray], list[bytes]] | None]:
+    """Frame reader for a folder, and for a folder of JPEGs a reader of their bytes: opens only the requested
+    images (JPEGs with :func:`decode_jpeg`, others with PIL)."""
+    from PIL import Image
+
+    jpegs = all(path.suffix.lower() in (".jpg", ".jpeg") for path in paths)
+
     def get_frames(indices: np.ndarray) -> np.ndarray:
+        if jpegs:
+            return np.stack([decode_jpeg(paths[i].read_bytes(), max_size) for i in indices])
         frames = []
         for i in indices:
             with Image.open(paths[i]) as image:
-                if max_size is None:
-                    frames.append(np.asarray(image.convert("RGB")))
-                    continue
-                height, width = scaled_frame_size(image.height, image.width, max_size)
-                image.draft("RGB", (width, height))  # JPEG: decode at the smallest 1/2^k scale >= the target size
-                frames.append(np.asarray(image.convert("RGB").resize((width, height), Image.Resampling.BILINEAR)))
+                frames.append(_pil_frame(image, max_size))
         return np.stack(frames)
 
-    return get_frames
+    def get_jpegs(indices: np.ndarray) -> list[bytes]:
+        return [paths[i].read_bytes() for i in indices]
+
+    return get_frames, get_jpegs if jpegs else None
 
 
 def _resize_frames(frames: np.ndarray, max_size: int) -> np.ndarray:
@@ -241,26 +320,77 @@ def _pyav_source(name: str, target: str | bytes, max_size: int | None, num_threa
         num_video_frames = sum(1 for packet in container.demux(stream) if packet.size)
         fps = float(stream.average_rate) if stream.average_rate else None
 
-    def get_frames(indices: np.ndarray) -> np.ndarray:
-        wanted = indices.tolist()  # sorted, unique
-        frames: list[np.ndarray] = []
+    def decoded() -> Iterator[Any]:
+        """Every frame in order, as a PyAV VideoFrame."""
         with open_video() as container:
             stream = container.streams.video[0]
             stream.thread_type, stream.thread_count = "AUTO", num_threads
-            for index, frame in enumerate(container.decode(stream)):
-                if index == wanted[len(frames)]:
-                    scale = {} if max_size is None else dict(
-                        zip(("height", "width"), scaled_frame_size(frame.height, frame.width, max_size)),
-                        interpolation="BILINEAR")
-                    frames.append(frame.to_ndarray(format="rgb24", **scale))
-                    if len(frames) == len(wanted):
-                        break
+            yield from container.decode(stream)
+
+    def to_array(frame: Any) -> np.ndarray:
+        scale = {} if max_size is None else dict(
+            zip(("height", "width"), scaled_frame_size(frame.height, frame.width, max_size)), interpolation="BILINEAR")
+        return frame.to_ndarray(format="rgb24", **scale)
+
+    def get_frames(indices: np.ndarray) -> np.ndarray:
+        wanted = indices.tolist()  # sorted, unique
+        frames: list[np.ndarray] = []
+        frames_in_order = decoded()
+        for index, frame in enumerate(frames_in_order):
+            if index == wanted[len(frames)]:
+                frames.append(to_array(frame))
+                if len(frames) == len(wanted):
+                    break
+        frames_in_order.close()
         if len(frames) < len(wanted):
             raise VideoDecodeError(f"{name}: the decoder stopped before frame {wanted[len(frames)]} although "
                                    f"{num_video_frames} frames were counted (a damaged stream?)")
         return np.stack(frames)
 
-    return _Source(name, num_video_frames, get_frames, fps)
+    def iter_chunks(chunk_size: int) -> Iterator[np.ndarray]:
+        chunk: list[np.ndarray] = []
+        for frame in decoded():
+            chunk.append(to_array(frame))
+            if len(chunk) == chunk_size:
+                yield np.stack(chunk)
+                chunk = []
+        if chunk:
+            yield np.stack(chunk)
+
+    return _Source(name, num_video_frames, get_frames, fps, iter_chunks=iter_chunks)
+
+
+def _jpeg_avi_source(name: str, target: str | bytes, max_size: int | None) -> _Source | None:
+    """An AVI of JPEG frames that :func:`transcode_video` wrote (None for any other AVI): frame i is the packet of
+    pts i, found by a seek in the AVI index (nothing else is read) and decoded on its own by :func:`decode_jpeg`."""
+    import av
+
+    def open_video() -> Any:
+        return av.open(io.BytesIO(target) if isinstance(target, bytes) else target)
+
+    with open_video() as container:
+        if container.metadata.get("comment") != JPEG_AVI_COMMENT or not container.streams.video:
+            return None
+        stream = container.streams.video[0]
+        num_video_frames = stream.frames
+        fps = float(stream.average_rate) if stream.average_rate else None
+
+    def get_jpegs(indices: np.ndarray) -> list[bytes]:
+        jpegs = []
+        with open_video() as container:
+            stream = container.streams.video[0]
+            for index in indices.tolist():
+                container.seek(index, stream=stream, any_frame=True, backward=True)
+                packet = next(container.demux(stream), None)
+                if packet is None or packet.pts != index:
+                    raise VideoDecodeError(f"{name}: frame {index} is missing from the AVI index (a truncated file?)")
+                jpegs.append(bytes(packet))
+        return jpegs
+
+    def get_frames(indices: np.ndarray) -> np.ndarray:
+        return np.stack([decode_jpeg(jpeg, max_size) for jpeg in get_jpegs(indices)])
+
+    return _Source(name, num_video_frames, get_frames, fps, get_jpegs)
 
 
 def _to_numpy(frames: Any) -> np.ndarray:
@@ -337,21 +467,26 @@ def _file_source(video: VideoInput, max_size: int | None, num_threads: int, back
     if isinstance(video, (bytes, bytearray, memoryview)):
         name = video.name if isinstance(video, VideoBytes) else "<bytes>"
         target: str | bytes = bytes(video)
-        head = target[:6]
+        head = target[:12]
     elif isinstance(video, (str, os.PathLike)):
         name = target = os.fspath(video)
         if os.path.isdir(target):
             images = (p for p in Path(target).iterdir() if p.suffix.lower() in _FRAME_SUFFIXES)
             frames = sorted(images, key=_natural_key)
-            return _Source(name, len(frames), _read_images(frames, max_size))
+            get_frames, get_jpegs = _read_images(frames, max_size)
+            return _Source(name, len(frames), get_frames, get_jpegs=get_jpegs)
         if not os.path.isfile(target):
             raise VideoDecodeError(f"{name}: no such video file or frame folder")
         with open(target, "rb") as f:
-            head = f.read(6)
+            head = f.read(12)
     else:
         raise TypeError(f"unsupported video input of type {type(video).__name__}")
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        source = _guarded(name, lambda: _jpeg_avi_source(name, target, max_size))
+        if source is not None:
+            return source
     backend = _backend(backend)
-    if head in _GIF_SIGNATURES or backend == "pyav":
+    if head[:6] in _GIF_SIGNATURES or backend == "pyav":
         return _guarded(name, lambda: _pyav_source(name, target, max_size, num_threads))
     if backend == "decord":
         open_video = _decord_source
@@ -429,17 +564,56 @@ def read_clips(video: VideoInput, indices: np.ndarray, max_size: int | None = No
     and return a torch uint8 tensor on it.
     Raises VideoDecodeError (naming the video) for missing, unreadable or empty videos and out-of-range indices.
     """
+    indices = _check_indices(indices)
+    source = _open(video, max_size=max_size, num_threads=num_threads, backend=backend, device=device)
+    unique, inverse = _unique_indices(source, indices)
+    frames = _guarded(source.name, lambda: source.get_frames(unique))
+    return frames[inverse]
+
+
+def _check_indices(indices: Any) -> np.ndarray:
     indices = np.asarray(indices)
     if indices.ndim != 2 or indices.size == 0 or not np.issubdtype(indices.dtype, np.integer):
         raise ValueError(f"indices must be a non-empty (num_clips, frames) integer array, got shape "
                          f"{indices.shape} dtype {indices.dtype}")
-    source = _open(video, max_size=max_size, num_threads=num_threads, backend=backend, device=device)
+    return indices
+
+
+def _unique_indices(source: _Source, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted unique frames of ``indices`` (checked against the video's length), and where each entry of
+    ``indices`` is among them (same shape)."""
     if indices.min() < 0 or indices.max() >= source.num_video_frames:
         raise VideoDecodeError(f"{source.name}: frame indices must lie in [0, {source.num_video_frames}), got "
                                f"[{indices.min()}, {indices.max()}]")
     unique, inverse = np.unique(indices, return_inverse=True)
-    frames = _guarded(source.name, lambda: source.get_frames(unique))
-    return frames[inverse.reshape(indices.shape)]
+    return unique, inverse.reshape(indices.shape)
+
+
+def read_jpeg_frames(video: VideoInput, indices: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+    """The undecoded JPEG bytes of the unique frames of ``indices`` (num_clips, frames), and the position of each
+    (clip, frame) among them (an int64 array shaped like ``indices``), of a video stored as JPEG frames (an AVI of
+    :func:`transcode_video`, or a folder of .jpg frames): what a DataLoader worker ships when the accelerator decodes
+    (``SiaSamReaImageProcessor.pixel_values_from_jpeg``). Raises VideoDecodeError for any other video."""
+    indices = _check_indices(indices)
+    source = _open(video)
+    if source.get_jpegs is None:
+        raise VideoDecodeError(f"{source.name}: its frames are not stored as JPEGs, so they cannot be decoded on the "
+                               "accelerator; `siasamrea transcode` (or `siasamrea pack --frames jpeg`) stores them so")
+    unique, inverse = _unique_indices(source, indices)
+    return _guarded(source.name, lambda: source.get_jpegs(unique)), inverse.astype(np.int64)
+
+
+def _chunks(source: _Source, chunk_size: int = 64) -> Iterator[np.ndarray]:
+    """Every frame of an opened source in order, as uint8 RGB chunks ``(<= chunk_size, H, W, 3)``, decoded once in
+    one sequential pass: frame i is frame i of :func:`read_clips` (the same decoder and scaler)."""
+    if source.iter_chunks is not None:
+        chunks = source.iter_chunks(chunk_size)
+        while (chunk := _guarded(source.name, lambda: next(chunks, None))) is not None:
+            yield chunk
+        return
+    for start in range(0, source.num_video_frames, chunk_size):
+        indices = np.arange(start, min(start + chunk_size, source.num_video_frames))
+        yield _guarded(source.name, lambda: source.get_frames(indices))
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 30) -> None:
@@ -465,3 +639,57 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: int = 30) -> N
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())
+
+def psnr(reference: np.ndarray, frames: np.ndarray) -> float:
+    """Peak signal-to-noise ratio (dB) of uint8 ``frames`` against ``reference`` (same shape); 100 when equal."""
+    mse = float(np.mean((reference.astype(np.float64) - frames.astype(np.float64)) ** 2))
+    return 100.0 if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def _encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
+    """One uint8 RGB frame as a baseline JFIF JPEG (PIL / libjpeg-turbo, 4:2:0 chroma)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality, subsampling="4:2:0")
+    return buffer.getvalue()
+
+
+def transcode_video(video: VideoInput, output: str | os.PathLike | IO[bytes], max_size: int, quality: int = 90,
+                    check_every: int = 8, num_threads: int | None = None, backend: str | None = None) -> TranscodeResult:
+    """Store ``video`` once at the model's size, as frames that decode on their own: an AVI (MJPEG) of one JPEG per
+    frame, written to ``output`` (a path or a binary file object).
+
+    Frame i of the result is frame i of ``read_clips(video, ..., max_size=max_size)`` (the same decoder and scaler;
+    for a GIF, FFmpeg's composited frames), JPEG-encoded by PIL at ``quality`` (4:2:0 chroma): the frame count and
+    order are the source's, and so is the frame rate (its exact fraction where the source has one; 25 for a frame
+    folder, which has none). Every ``check_every``-th frame is decoded again and compared with the source frame:
+    the result's ``psnr_db`` is their mean PSNR. Raises VideoDecodeError if the source cannot be decoded, or decodes
+    to another number of frames than it counts.
+    """
+    import av
+
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in [1, 100], got {quality}")
+    source = _open(video, max_size=max_size, num_threads=num_threads, backend=backend)
+    rate = Fraction(source.fps).limit_denominator(1 << 16) if source.fps else Fraction(25)
+    count, checked, size = 0, [], (0, 0)
+    with av.open(output if not isinstance(output, (str, os.PathLike)) else os.fspath(output), mode="w",
+                 format="avi") as container:
+        container.metadata["comment"] = JPEG_AVI_COMMENT
+        stream = container.add_stream("mjpeg", rate=rate)
+        for chunk in _chunks(source):
+            if count == 0:
+                size = chunk.shape[1:3]
+                stream.height, stream.width, stream.pix_fmt = *size, "yuvj420p"
+            for frame in chunk:
+                packet = av.Packet(_encode_jpeg(frame, quality))
+                if count % check_every == 0:
+                    checked.append(psnr(frame, decode_jpeg(bytes(packet))))
+                packet.stream, packet.pts, packet.dts, packet.time_base = stream, count, count, 1 / rate
+                container.mux(packet)
+                count += 1
+    if count != source.num_video_frames:
+        raise VideoDecodeError(f"{source.name}: decoded {count} frames but counted {source.num_video_frames} (a "
+                               "damaged stream?); it cannot be stored frame for frame")
+    return TranscodeResult(count, source.fps, *size, float(np.mean(checked)))

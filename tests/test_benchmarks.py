@@ -35,6 +35,12 @@ def test_bench_dataloader_quick(tmp_path):
     assert samples["after"]["payload_shape"] == [1, 3, 4, 24, 32, 3]  # 128x96 decoded straight to 32x24
     assert [(r["mode"], r["workers"]) for r in results["loader"]] == [("before", 1), ("after", 1)]
     assert results["gpu_source"].startswith("estimate") and results["cpu_cores_per_gpu"]["after"] > 0
+    (profile,) = results["forms"]["profiles"]  # every stored form of the quick profile, the same draws
+    assert set(profile["rows"]) == set(bench_dataloader.FORM_LABELS) and profile["stored_size"] == [24, 32]
+    rows = profile["rows"]
+    assert rows["device_decode"]["shipped_bytes"] < rows["jpeg_avi"]["shipped_bytes"]  # JPEG bytes, not pixels
+    assert all(row["cpu_s"] > 0 and row["disk_bytes_per_minute"] > 0 for row in rows.values())
+    assert "## Stored forms" in (tmp_path / "dataloader.md").read_text()
 
 
 def test_bench_train_step_quick(tmp_path):
@@ -67,3 +73,5 @@ def test_bench_gpu_quick_on_cpu(tmp_path):
     bench_gpu.main(["--quick", "--out-dir", str(tmp_path)])
     settings = _written(tmp_path, "gpu")["settings"]
     assert [s["gradient_checkpointing"] for s in settings] == [True, False]
+    jpeg = _written(tmp_path, "gpu_jpeg")  # the device decoder's CPU implementation: the workers' pixels
+    assert jpeg["device"] == "cpu" and jpeg["rows"][0]["max_abs_diff_vs_cpu"] == 0 and "cpu_pil" in jpeg

@@ -1,5 +1,5 @@
-"""The `siasamrea` command line: predict, train, eval, make-synthetic, visualize, convert-clipbert, probe, pack and
-demo."""
+"""The `siasamrea` command line: predict, train, eval, make-synthetic, visualize, convert-clipbert, probe, pack,
+transcode and demo."""
 
 import argparse
 import json
@@ -73,8 +73,17 @@ def _pack(args: argparse.Namespace) -> None:
     options = {"answer_vocab_size": args.answer_vocab_size} if args.answer_vocab_size else {}
     index = pack_videoqa(args.dataset_name, args.data_dir, args.output_dir, config=args.dataset_config,
                          splits=args.splits, max_shard_size=args.max_shard_size, num_shards=args.num_shards,
-                         seed=args.seed, num_proc=args.num_proc, **options)
+                         seed=args.seed, num_proc=args.num_proc, frames=args.frames,
+                         max_image_size=args.max_image_size, quality=args.quality, **options)
     print(f"wrote {index}")
+
+
+def _transcode(args: argparse.Namespace) -> None:
+    from datasets_scripts.transcode import transcode_dataset
+
+    record = transcode_dataset(args.data_dir, args.output_dir, args.max_image_size, quality=args.quality,
+                               num_proc=args.num_proc)
+    print(f"wrote {record}")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -154,7 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "processes x DataLoader workers)")
     pack.add_argument("--seed", type=int, default=0, help="order of the videos across shards")
     pack.add_argument("--answer_vocab_size", type=int, help="open-ended: K of the top-K answers (default 1000)")
-    pack.add_argument("--num_proc", type=int, help="processes that probe the videos")
+    pack.add_argument("--num_proc", type=int, help="processes that probe (and transcode) the videos")
+    pack.add_argument("--frames", choices=["source", "jpeg"], default="source",
+                      help="source: the video files' bytes (default); jpeg: every frame as a JPEG at --max_image_size "
+                           "(an AVI per video), which a training sample decodes ~10x faster")
+    pack.add_argument("--max_image_size", type=int, help="--frames jpeg: the longer frame side (the model's, e.g. 448)")
+    pack.add_argument("--quality", type=int, default=90, help="--frames jpeg: JPEG quality (default 90)")
+
+    transcode = commands.add_parser(
+        "transcode", help="copy a dataset folder with its videos stored as JPEG frames at the model's size",
+        description="Every video of DATA_DIR becomes an AVI of one JPEG per frame at --max_image_size (the source's "
+                    "frames, count and rate), with the manifest builders read: load_videoqa(NAME, OUT_DIR) reads it "
+                    "as DATA_DIR; see datasets_scripts/transcode.py.")
+    transcode.add_argument("data_dir")
+    transcode.add_argument("output_dir")
+    transcode.add_argument("--max_image_size", type=int, required=True, help="the longer frame side (the model's: 448)")
+    transcode.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
+    transcode.add_argument("--num_proc", type=int, help="transcoding processes (default: 1)")
 
     demo = commands.add_parser("demo", help="synthetic videos -> train -> evaluate -> answer questions -> figure")
     demo.add_argument("--output_dir", default="demo_output")
@@ -173,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
         return None
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    {"predict": _predict, "visualize": _visualize, "demo": _demo, "probe": _probe, "pack": _pack}[args.command](args)
+    {"predict": _predict, "visualize": _visualize, "demo": _demo, "probe": _probe, "pack": _pack,
+     "transcode": _transcode}[args.command](args)
     return None
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from modeling_siasamrea.image_processing_siasamrea import JpegFrames
+
 logger = logging.getLogger(__name__)
 
 TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -16,7 +18,8 @@ TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 @dataclass
 class SiaSamReaCollator:
     """Stack `pixel_values` `(clips, frames, 3, h, w)` (uint8 frames padded at the bottom/right to the batch's largest
-    h and w; float ones likewise), pad text `(L,)` / `(choices, L)` on the right, stack labels.
+    h and w; float ones likewise; undecoded `JpegFrames` into one `JpegFrames` of the batch, which the trainer decodes
+    on the accelerator), pad text `(L,)` / `(choices, L)` on the right, stack labels.
 
     A batch goes to one forward, so its examples must share a task (joint TGIF-QA data), a number of clips and frames
     (`num_frames="auto"`) and a number of choices: training batches do (`training.sampler.GroupedBatchSampler`). An
@@ -56,7 +59,7 @@ class SiaSamReaCollator:
         groups = defaultdict(list)
         for position, feature in enumerate(kept):
             text_shape = tuple(torch.as_tensor(feature["input_ids"]).shape[:-1])  # () or (choices,)
-            groups[feature.get("task"), tuple(feature["pixel_values"].shape[:-2]), text_shape].append(position)
+            groups[feature.get("task"), tuple(feature["pixel_values"].shape[:2]), text_shape].append(position)
         if len(groups) == 1:
             return {**batch, **self._model_inputs(kept)}
         batch["sub_batches"] = [self._model_inputs([kept[i] for i in positions]) for positions in groups.values()]
@@ -65,7 +68,10 @@ class SiaSamReaCollator:
 
     def _model_inputs(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         """Model inputs of examples of one kind."""
-        inputs: dict[str, Any] = {"pixel_values": self._pad_frames([feature["pixel_values"] for feature in features])}
+        videos = [feature["pixel_values"] for feature in features]
+        inputs: dict[str, Any] = {
+            "pixel_values": JpegFrames.collate(videos) if isinstance(videos[0], JpegFrames) else self._pad_frames(videos)
+        }
         for key in TEXT_KEYS:
             if features[0].get(key) is not None:
                 pad = self.pad_token_id if key == "input_ids" else 0

@@ -37,7 +37,7 @@ from datasets_scripts import (
     load_videoqa,
     select_answer_types,
 )
-from datasets_scripts.streaming import read_shards_split
+from datasets_scripts.streaming import check_frame_size, read_shards_split
 from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, get_task_type
 from modeling_siasamrea.image_processing_siasamrea import SiaSamReaImageProcessor
 from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
@@ -138,6 +138,11 @@ class DataArguments:
         default=False,
         metadata={"help": "data_dir holds the tar shards `siasamrea pack` wrote: the training split streams from them "
                           "(each process reads its own shards; needs max_steps), the evaluation split is read once."})
+    decode_on_device: bool = field(
+        default=False,
+        metadata={"help": "Data workers ship the sampled frames' JPEG bytes and the trainer decodes them on the "
+                          "accelerator (nvJPEG via torchvision on CUDA): for videos stored as JPEG frames "
+                          "(`siasamrea transcode`, `siasamrea pack --frames jpeg`) at max_image_size."})
     predictions_file: str | None = field(
         default=None,
         metadata={"help": "Write one JSON line per evaluated question (question_id, answer_type, prediction, score, "
@@ -470,6 +475,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     train_set, eval_set = load_data(data_args, training_args.do_train, evaluating)
     processor = build_processor(model_args, data_args)
+    check_frame_size(data_args.data_dir or os.path.join("data", "synthetic"), processor.image_processor.max_image_size)
     model = build_model(model_args, data_tasks(data_args, training_args.do_train), data_task=data_args.task)
     config = model.config
     frames = data_args.frames(config)
@@ -485,7 +491,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     tasks = {name: config.task_type(name).name for name in config.task_names}
     transform_kwargs = dict(processor=processor, task=tasks if config.tasks else config.task,
-                            max_length=data_args.max_length)
+                            max_length=data_args.max_length, decode_on_device=data_args.decode_on_device)
     callbacks, group_keys = [SiameseLossWarmupCallback()], None
     if train_set is not None:
         sampler = SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips)

@@ -1,6 +1,7 @@
 """`SiaSamReaTrainer`: the Trainer with SiaSamRea's loss terms logged, dense evaluation and VideoQA metrics."""
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 from transformers import EvalPrediction, Trainer, TrainerCallback
 
 from modeling_siasamrea import SiaSamReaConfig
+from modeling_siasamrea.image_processing_siasamrea import JpegDecoder, JpegFrames, jpeg_decoder_for
 from modeling_siasamrea.tasks import IGNORE_INDEX
 
 from .sampler import GroupedBatchSampler
@@ -96,8 +98,8 @@ class SetEpochCallback(TrainerCallback):
     """Tell the training transform (and the replacement of unreadable videos) the epoch, so siamese clips are fresh
     every epoch and resume-exact.
 
-    DataLoader workers get a copy of them when the epoch's iterator starts, after this callback runs (so do not use
-    `dataloader_persistent_workers` with it).
+    It runs before the epoch's iterator starts; the targets keep the epoch in shared memory (`SharedEpoch`), so
+    persistent DataLoader workers (`dataloader_persistent_workers`) see it as well as fresh ones.
     """
 
     def __init__(self, *targets: Any):
@@ -113,17 +115,21 @@ class SiaSamReaTrainer(Trainer):
 
     Each term (and the mean entropy of Â) is logged next to `loss`, averaged over the logging interval and across
     processes; a joint model also logs `loss_<task>` per task, and `replaced_videos` counts the unreadable training
-    videos replaced so far, over all processes. The model returns a per-batch mean, so the Trainer divides it by the
+    videos replaced so far, over all processes. `data_wait_fraction` is the share of the logging interval's wall time
+    that training spent waiting for the next batch from the DataLoader (all processes together): near 0 the data path
+    keeps up; above ~0.1 the accelerator starves (more workers, or frames stored as JPEG at the model's size). The model returns a per-batch mean, so the Trainer divides it by the
     gradient-accumulation steps.
 
     `train_group_keys` (one per training example: its task, its clip length...) make every training batch hold
     examples of one key (`GroupedBatchSampler`). Evaluation batches may mix them: they come as sub-batches, one
     forward each. Evaluation uses the anchor clip only, unless the eval data carries several clips per video: then the
     clip scores are aggregated ClipBERT-style with `dense_aggregation`. Batches of uint8 frames are normalised on the
-    device by the image processor of `processing_class`.
+    device by the image processor of `processing_class`; batches of undecoded JPEG frames (`JpegFrames`) are decoded
+    there first, in one batch, by `jpeg_decoder` (default: nvJPEG through torchvision on a CUDA device, else the CPU).
     """
 
-    def __init__(self, *args, dense_aggregation: str = "mean", train_group_keys: list | None = None, **kwargs):
+    def __init__(self, *args, dense_aggregation: str = "mean", train_group_keys: list | None = None,
+                 jpeg_decoder: JpegDecoder | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.dense_aggregation = dense_aggregation
         self.train_group_keys = train_group_keys
@@ -135,15 +141,44 @@ class SiaSamReaTrainer(Trainer):
         self._term_counts = torch.zeros(len(self._logged_terms), dtype=torch.float64)
         self._replaced = torch.zeros((), dtype=torch.long)  # unreadable videos replaced here since the last log
         self.replaced_videos = 0  # all processes, whole run (as of the last log)
+        self.jpeg_decoder = jpeg_decoder
+        self._data_wait = 0.0  # seconds waiting for batches since the last log, in this process
+        self._interval_start: float | None = None  # when that interval began
 
     def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """On the device: uint8 frames from the data workers become the model's normalised `pixel_values`."""
+        """On the device: uint8 frames (or JPEG frames, decoded there) from the data workers become the model's
+        normalised `pixel_values`."""
         inputs = super()._prepare_inputs(inputs)
+        image_processor = self.processing_class.image_processor
         for batch in [inputs, *inputs.get("sub_batches", [])]:
-            if "pixel_values" in batch and batch["pixel_values"].dtype == torch.uint8:
-                pixel_values = self.processing_class.image_processor.pixel_values_from_frames(batch["pixel_values"])
-                batch["pixel_values"] = self._prepare_input(pixel_values)  # DeepSpeed's input dtype, as for any float
+            frames = batch.get("pixel_values")
+            if isinstance(frames, JpegFrames):
+                if self.jpeg_decoder is None:
+                    self.jpeg_decoder = jpeg_decoder_for(self.args.device)
+                pixel_values = image_processor.pixel_values_from_jpeg(frames, self.args.device, self.jpeg_decoder)
+            elif frames is not None and frames.dtype == torch.uint8:
+                pixel_values = image_processor.pixel_values_from_frames(frames)
+            else:
+                continue
+            batch["pixel_values"] = self._prepare_input(pixel_values)  # DeepSpeed's input dtype, as for any float
         return inputs
+
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """The Trainer's estimate; JPEG frames count as the pixels they decode to (padded to `max_image_size`)."""
+        frames = inputs.get("pixel_values")
+        if isinstance(frames, JpegFrames):
+            pixels = frames.index.numel() * 3 * self.processing_class.image_processor.max_image_size**2
+            return 6 * pixels * self.model.num_parameters(exclude_embeddings=True)
+        return super().floating_point_ops(inputs)
+
+    def get_batch_samples(self, epoch_iterator: Iterator, num_batches: int, device: torch.device):
+        """The Trainer's, timed: the time spent here is time spent waiting for data (`data_wait_fraction`)."""
+        start = time.perf_counter()
+        if self._interval_start is None:
+            self._interval_start = start
+        batches = super().get_batch_samples(epoch_iterator, num_batches, device)
+        self._data_wait += time.perf_counter() - start
+        return batches
 
     def _get_train_sampler(self, train_dataset=None):
         if self.train_group_keys is None:
@@ -180,14 +215,21 @@ class SiaSamReaTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log: add the terms, averaged over the interval and the processes
-            totals = torch.cat([self._term_sums, self._term_counts, self._replaced[None].double()]).to(self.args.device)
+            now = time.perf_counter()
+            elapsed = now - (self._interval_start or now)
+            timing = torch.tensor([self._replaced, self._data_wait, elapsed], dtype=torch.float64)
+            totals = torch.cat([self._term_sums, self._term_counts, timing]).to(self.args.device)
             totals = self.accelerator.reduce(totals, reduction="sum").cpu()
-            sums, counts = totals[: len(self._logged_terms)], totals[len(self._logged_terms): -1]
+            sums, counts = totals[: len(self._logged_terms)], totals[len(self._logged_terms): -3]
             logs.update({name: round(float(total / count), 4)
                          for name, total, count in zip(self._logged_terms, sums, counts) if count > 0})
-            self.replaced_videos += int(totals[-1])
+            replaced, data_wait, elapsed = totals[-3:].tolist()
+            self.replaced_videos += int(replaced)
             logs["replaced_videos"] = self.replaced_videos
+            if elapsed > 0:
+                logs["data_wait_fraction"] = round(data_wait / elapsed, 4)
             self._term_sums.zero_(), self._term_counts.zero_(), self._replaced.zero_()
+            self._data_wait, self._interval_start = 0.0, now
         super().log(logs, start_time)
 
     def prediction_step(
