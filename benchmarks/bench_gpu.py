@@ -2,6 +2,7 @@
 
     bash benchmarks/bench_gpu.sh [OUT_DIR]            # on a CUDA machine (what the README calls the GPU check)
     bash benchmarks/bench_gpu.sh OUT_DIR --jpeg-decode-only   # only the JPEG decoding part (< 1 min)
+    python -m benchmarks.bench_gpu --frames 16 --checkpointing off   # the same at 16 frames per clip (gpu_16frames)
     python -m benchmarks.bench_gpu --quick            # CPU smoke test with the tiny config
 
 Real-size config: ResNet-50 at 448 x 448, BERT-base, 9 clips (anchor + 8 siamese) x 8 frames per video, open-ended
@@ -140,14 +141,18 @@ def largest_batch(bench: Bench, steps: int, max_batch: int, max_step_s: float, l
     return rows, low
 
 
-def run(quick: bool, out_dir: str | None, steps: int, max_batch: int, max_step_s: float) -> dict[str, Any]:
+def run(quick: bool, out_dir: str | None, steps: int, max_batch: int, max_step_s: float, frames: int | None = None,
+        checkpointing_settings: tuple[bool, ...] = (True, False)) -> dict[str, Any]:
+    """Both settings (or those given) at the real size (``frames`` per clip instead of 8: results gpu_<N>frames)."""
     device = torch.device("cuda" if torch.cuda.is_available() and not quick else "cpu")
     setup = QUICK if quick else REAL
+    if frames is not None:
+        setup = {**setup, "frames": frames}
     dtype = torch.bfloat16 if device.type == "cuda" else None
     results = {"machine": machine(), "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
                "setup": setup, "dtype": str(dtype), "settings": []}
     log = lambda msg: print(msg, flush=True)  # noqa: E731
-    for checkpointing in (True, False):
+    for checkpointing in checkpointing_settings:
         log(f"[{results['device']}] gradient checkpointing {checkpointing}, {dtype}")
         bench = Bench(setup, device, checkpointing, dtype)
         rows, largest = largest_batch(bench, steps, 2 if quick else max_batch, max_step_s, log)
@@ -156,7 +161,7 @@ def run(quick: bool, out_dir: str | None, steps: int, max_batch: int, max_step_s
         del bench
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    write_results("gpu", results, to_markdown(results), out_dir)
+    write_results("gpu" if frames is None else f"gpu_{frames}frames", results, to_markdown(results), out_dir)
     return results
 
 
@@ -275,12 +280,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--max-step-seconds", type=float, default=25.0, help="stop growing the batch past this")
     parser.add_argument("--jpeg-decode-only", action="store_true", help="only the JPEG decoding part")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames per clip instead of 8 (results gpu_<N>frames.{json,md}, no JPEG part)")
+    parser.add_argument("--checkpointing", choices=("both", "on", "off"), default="both")
     args = parser.parse_args(argv)
     if not args.quick and not torch.cuda.is_available():
         raise SystemExit("bench_gpu needs a CUDA device (use --quick for the CPU smoke test)")
     results = {}
     if not args.jpeg_decode_only:
-        results = run(args.quick, args.out_dir, args.steps, args.max_batch, args.max_step_seconds)
+        settings = {"both": (True, False), "on": (True,), "off": (False,)}[args.checkpointing]
+        results = run(args.quick, args.out_dir, args.steps, args.max_batch, args.max_step_seconds, args.frames, settings)
+        if args.frames is not None:
+            return results
     print("JPEG decoding for --decode_on_device", flush=True)
     jpeg = jpeg_decode(args.quick, lambda msg: print(msg, flush=True))
     write_results("gpu_jpeg", jpeg, jpeg_markdown(jpeg), args.out_dir)
