@@ -175,7 +175,7 @@ def test_how2qa_reads_the_official_csv_with_clip_windows(tmp_path, video_files):
 def test_how2qa_rejects_a_malformed_row(tmp_path, video_files):
     files = {"how2QA_train_release.csv": write_csv([*how2qa_rows(), ["long", "[0.0:1.0]", "only", "q?", "a"]])}
     data_dir = make_data_dir(tmp_path / "how2qa", files, all_videos(video_files))
-    with pytest.raises(ValueError, match="line 12 has 5 fields, expected 7"):
+    with pytest.raises(ValueError, match=r"how2qa: .*how2QA_train_release.csv line 12: has 5 fields, expected 7"):
         prepare(How2QA, data_dir, tmp_path)
 
 
