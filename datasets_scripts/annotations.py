@@ -5,7 +5,7 @@ and turns each into a record with the builder's function. Files are read as UTF-
 LF or CRLF line ends. A row that does not parse, lacks a field or holds a value of the wrong kind raises an
 :class:`AnnotationError` (a ``ValueError``) naming the dataset, the file, the line, the field and what was expected::
 
-    msrvtt_qa: /data/msrvtt_qa/train.jsonl line 2: not valid JSON (Expecting ',' delimiter at column 31)
+    msrvtt_qa: /data/msrvtt_qa/train.jsonl line 2: not valid JSON: Expecting ',' delimiter (column 31)
 
 A row whose question or answer is null or empty is dropped, counted and logged with the lines of a few examples;
 blank lines are not rows, and a header row is skipped only when its content says it is one.
@@ -88,8 +88,10 @@ class AnnotationRow:
         return value
 
     def texts(self, field: str, length: int) -> list[str]:
-        """A list of ``length`` answer choices, each as :meth:`text`."""
+        """A list of ``length`` answer choices, each as :meth:`text` (a null or empty list drops the row too)."""
         value = self._get(field)
+        if value is None or value == []:
+            raise EmptyText(field, f"{self.path.name} {self.where}")
         if not isinstance(value, list) or len(value) != length:
             raise self.error(field, f"expected a list of {length} answer choices, got {_describe(value)}")
         return [AnnotationRow(self.dataset, self.path, self.line, self.index, {field: item}, self.entry).text(field)
@@ -153,7 +155,7 @@ def _jsonl_rows(dataset: str, path: Path, text: str) -> Iterator[AnnotationRow]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as error:
-            raise AnnotationError(dataset, path, f"line {number}", f"not valid JSON ({error.msg} at column "
+            raise AnnotationError(dataset, path, f"line {number}", f"not valid JSON: {error.msg} (column "
                                                                    f"{error.colno})") from None
         if not isinstance(value, dict):
             raise AnnotationError(dataset, path, f"line {number}", f"expected a JSON object, got {_describe(value)}")
@@ -170,8 +172,9 @@ def _json_array_rows(dataset: str, path: Path, text: str) -> Iterator[Annotation
             position += 1
         return position
 
-    def fail(position: int, message: str) -> AnnotationError:
-        return AnnotationError(dataset, path, f"line {text.count(chr(10), 0, position) + 1}", message)
+    def fail(position: int, message: str, entry: int | None = None) -> AnnotationError:
+        where = f"line {text.count(chr(10), 0, position) + 1}" + (f", entry {entry}" if entry else "")
+        return AnnotationError(dataset, path, where, message)
 
     position = skip(0)
     if text[position:position + 1] != "[":
@@ -180,26 +183,26 @@ def _json_array_rows(dataset: str, path: Path, text: str) -> Iterator[Annotation
     if text[position:position + 1] == "]":
         position = len(text)
     while position < len(text):
-        line += text.count("\n", counted, position)
-        counted = position
+        start = position
         try:
             value, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
-            raise fail(error.pos, f"not valid JSON ({error.msg} at column {error.colno}, entry {entry + 1})") from None
-        if not isinstance(value, dict):
-            raise fail(counted, f"entry {entry + 1}: expected a JSON object, got {_describe(value)}")
-        yield AnnotationRow(dataset, path, line, entry, value, entry=entry + 1)
+            raise fail(error.pos, f"not valid JSON: {error.msg} (column {error.colno})", entry + 1) from None
         entry += 1
+        if not isinstance(value, dict):
+            raise fail(start, f"expected a JSON object, got {_describe(value)}", entry)
+        line, counted = line + text.count("\n", counted, start), start  # counted as the array is read: one pass
+        yield AnnotationRow(dataset, path, line, entry - 1, value, entry=entry)
         position = skip(position)
         separator = text[position:position + 1]
         if separator == "]":
             if text[skip(position + 1):]:
-                raise fail(position + 1, "not valid JSON (extra data after the array)")
+                raise fail(position + 1, "not valid JSON: extra data after the array")
             return
         if separator != ",":
-            raise fail(position, f"not valid JSON (expected ',' or ']' after entry {entry})")
+            raise fail(position, "not valid JSON: expected ',' or ']' after this entry", entry)
         position = skip(position + 1)
-    raise fail(len(text), "not valid JSON (the array is not closed: is the file truncated?)")
+    raise fail(len(text), "not valid JSON: the array is not closed (is the file truncated?)", entry + 1)
 
 
 def _found_delimiter(fields: list[str], delimiter: str) -> str | None:
