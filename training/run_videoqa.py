@@ -9,6 +9,7 @@ ResNet and BERT checkpoints (`vision_model_name_or_path` + `text_model_name_or_p
 folder (`model_name_or_path`: e.g. after TGIF task pretraining, or a converted ClipBERT checkpoint).
 """
 
+import difflib
 import json
 import logging
 import os
@@ -238,24 +239,54 @@ class SiaSamReaTrainingArguments(TrainingArguments):
 START_KEYS = ("model_name_or_path", "vision_model_name_or_path", "text_model_name_or_path", "model_config")
 
 
+class ArgumentParser(HfArgumentParser):
+    """An invalid value is a ValueError naming the argument (one line from `siasamrea`), not a usage dump of every
+    Trainer argument."""
+
+    def error(self, message: str):
+        raise ValueError(message)
+
+
 def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, SiaSamReaTrainingArguments]:
-    """Arguments from an optional leading YAML/JSON file, overridden by `--key value` pairs after it."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, SiaSamReaTrainingArguments))
+    """Arguments from an optional leading YAML/JSON file, overridden by `--key value` pairs after it; an unknown key
+    (in the file or on the command line) is an error that names it and the nearest known ones."""
+    parser = ArgumentParser((ModelArguments, DataArguments, SiaSamReaTrainingArguments))
+    known = {action.dest for action in parser._actions}
     file_argv: list[str] = []
     if argv and argv[0].endswith((".yaml", ".yml", ".json")):
         cli_starts = any(arg.split("=")[0] == f"--{key}" for arg in argv[1:] for key in START_KEYS)
-        file_argv, argv = config_file_to_argv(argv[0], skip=START_KEYS if cli_starts else ()), argv[1:]
-    return parser.parse_args_into_dataclasses(args=file_argv + argv, look_for_args_file=False)
+        file_argv, argv = config_file_to_argv(argv[0], skip=START_KEYS if cli_starts else (), known=known), argv[1:]
+    *parsed, unknown = parser.parse_args_into_dataclasses(args=file_argv + argv, look_for_args_file=False,
+                                                          return_remaining_strings=True)
+    if unknown:
+        flags = [arg.split("=")[0].lstrip("-") for arg in unknown if arg.startswith("--")]
+        raise ValueError(f"unknown arguments {' '.join(unknown)}" + _nearest(flags[0] if flags else "", known))
+    return tuple(parsed)
 
 
-def config_file_to_argv(path: str, skip: tuple[str, ...] = ()) -> list[str]:
-    """`{key: value}` of a YAML or JSON file as `--key value` (lists spread, dicts as JSON), without `skip` keys."""
+def _nearest(key: str, known: set[str]) -> str:
+    """"; did you mean --x?" for the known argument names nearest to `key`, if any is near."""
+    close = difflib.get_close_matches(key, sorted(known), n=2)
+    return f"; did you mean {' or '.join(f'--{name}' for name in close)}?" if close else ""
+
+
+def config_file_to_argv(path: str, skip: tuple[str, ...] = (), known: set[str] | None = None) -> list[str]:
+    """`{key: value}` of a YAML or JSON file as `--key value` (lists spread, dicts as JSON), without `skip` keys;
+    with `known`, a key outside it is an error naming the file."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
-    with open(path) as f:
-        values = yaml.safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
+    with open(path, encoding="utf-8-sig") as f:
+        try:
+            values = yaml.safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
+        except (yaml.YAMLError, ValueError) as error:
+            raise ValueError(f"config file {path}: not valid {'YAML' if path.endswith(('.yaml', '.yml')) else 'JSON'} "
+                             f"({' '.join(str(error).split())})") from None
+    if not isinstance(values, dict | None):
+        raise ValueError(f"config file {path}: expected `key: value` lines, got a {type(values).__name__}")
     argv = []
     for key, value in (values or {}).items():
+        if known is not None and key not in known:
+            raise ValueError(f"config file {path}: unknown key {key!r}{_nearest(str(key), known)}")
         if value is None or key in skip:
             continue
         if isinstance(value, list):
@@ -682,4 +713,6 @@ def write_predictions(
 
 
 if __name__ == "__main__":
-    main()
+    from training.cli import report_errors
+
+    sys.exit(report_errors(main, sys.argv[1:], prog="run_videoqa.py"))
