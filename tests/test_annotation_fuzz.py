@@ -92,7 +92,7 @@ def parse_fixture(case: Case) -> tuple[list[Any], str | None]:
     if case.format == "tsv":
         case.columns = lines[0].split("\t")
         return [line.split("\t") for line in lines[1:]], lines[0]
-    case.columns = list(How2QA.COLUMNS)
+    case.columns = list(case.fields)  # How2QA: no header; the columns in order
     return [line.split(",") for line in lines], None  # the fixture's texts hold no commas
 
 
