@@ -32,6 +32,10 @@ def replace_line(path: Path, number: int, text: str) -> None:
     path.write_text("".join(lines), encoding="utf-8")
 
 
+def rewrite(path: Path, old: str, new: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
+
+
 def jsonl_line(path: Path, number: int) -> dict:
     return json.loads(path.read_text(encoding="utf-8").splitlines()[number - 1])
 
@@ -140,8 +144,7 @@ def test_a_how2qa_header_row_is_recognised_by_its_content_and_logged(tmp_path, c
 
 def test_a_tgif_qa_csv_written_with_commas_says_tabs_were_expected(tmp_path):
     data_dir = release_copy(tmp_path, "tgif_qa")
-    path = data_dir / "Train_count_question.csv"
-    path.write_text(path.read_text().replace("\t", ","))
+    rewrite(data_dir / "Train_count_question.csv", "\t", ",")
     with pytest.raises(ValueError, match=r"^tgif_qa: .*Train_count_question\.csv line 1: expected a header row of "
                                          r"tab-separated columns including gif_name, question, answer; found commas"):
         read(TGIFQA, data_dir, "train", config="count")
@@ -157,8 +160,7 @@ def test_a_tgif_qa_row_with_four_of_its_five_columns_names_its_line(tmp_path):
 
 def test_a_tgif_qa_answer_index_outside_the_options_is_named(tmp_path):
     data_dir = release_copy(tmp_path, "tgif_qa_original")
-    path = data_dir / "Test_action_question.csv"
-    path.write_text(path.read_text().replace("\tkick\t0\t", "\tkick\t5\t"))
+    rewrite(data_dir / "Test_action_question.csv", "\tkick\t0\t", "\tkick\t5\t")
     with pytest.raises(ValueError, match=r"Test_action_question\.csv line 2: answer: expected an integer in \[0, 4\] "
                                          r"\(the index of the correct option\), got '5'"):
         read(TGIFQA, data_dir, "test", config="action")
@@ -179,10 +181,7 @@ def test_the_original_tgif_qa_tsv_fixtures_read_with_their_release_ids(tmp_path)
 
 def test_an_activitynet_qa_answer_type_outside_the_nine_is_named(tmp_path):
     data_dir = release_copy(tmp_path, "activitynet_qa")
-    path = data_dir / "train_a.json"
-    answers = json.loads(path.read_text())
-    answers[1]["type"] = 12
-    path.write_text(json.dumps(answers))
+    rewrite(data_dir / "train_a.json", '"type": 4', '"type": 12')
     with pytest.raises(ValueError, match=r"^activitynet_qa: .*train_a\.json line 1, entry 2: type: expected an "
                                          r"integer in \[0, 8\] \(motion, spatial_relation, .*other\), got 12"):
         read(ActivityNetQA, data_dir, "val")  # the vocabulary is read from train first
@@ -208,5 +207,5 @@ def test_a_truncated_json_array_says_so(tmp_path):
     data_dir = release_copy(tmp_path, "activitynet_qa")
     path = data_dir / "val_q.json"
     path.write_text(path.read_text()[:-40])
-    with pytest.raises(ValueError, match=r"val_q\.json line 1: not valid JSON"):
+    with pytest.raises(ValueError, match=r"val_q\.json line 1, entry 2: not valid JSON: Unterminated string"):
         read(ActivityNetQA, data_dir, "val")
