@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ _EXAMPLES = 5
 _DELIMITERS = {",": "commas", "\t": "tabs", ";": "semicolons"}
 _JSON_WHITESPACE = " \t\n\r"
 _REPORTED: set[tuple[str, int, int]] = set()  # files whose dropped rows were logged
+_INTEGER = re.compile(r"\s*-?[0-9]+\s*")
 
 
 class AnnotationError(ValueError):
@@ -45,6 +47,11 @@ class EmptyText(Exception):
     def __init__(self, field: str, where: str):
         super().__init__(field, where)
         self.field, self.where = field, where
+
+
+def _blank(value: Any) -> bool:
+    """Null, or text that is empty or all whitespace."""
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _describe(value: Any) -> str:
@@ -76,11 +83,14 @@ class AnnotationRow:
             raise self.error(field, f"missing (the row has {', '.join(map(repr, self.values)) or 'no fields'})")
         return self.values[field]
 
+    def _drop(self, field: str) -> EmptyText:
+        return EmptyText(field, f"{self.path.name} {self.where}")
+
     def text(self, field: str) -> str:
         """A question or answer (a JSON number counts as its digits): null or blank drops the row (``EmptyText``)."""
         value = self._get(field)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise EmptyText(field, f"{self.path.name} {self.where}")
+        if _blank(value):
+            raise self._drop(field)
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
         if not isinstance(value, str):
@@ -91,16 +101,14 @@ class AnnotationRow:
         """A list of ``length`` answer choices, each as :meth:`text` (a null or empty list drops the row too)."""
         value = self._get(field)
         if value is None or value == []:
-            raise EmptyText(field, f"{self.path.name} {self.where}")
+            raise self._drop(field)
         if not isinstance(value, list) or len(value) != length:
             raise self.error(field, f"expected a list of {length} answer choices, got {_describe(value)}")
         return [AnnotationRow(self.dataset, self.path, self.line, self.index, {field: item}, self.entry).text(field)
                 for item in value]
 
-    def identifier(self, field: str, default: str | None = None) -> str:
-        """An id (text or integer, not empty); a missing field gives ``default`` where there is one."""
-        if default is not None and field not in self.values:
-            return default
+    def identifier(self, field: str) -> str:
+        """An id: text or an integer, not empty."""
         value = self._get(field)
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
@@ -122,12 +130,12 @@ class AnnotationRow:
         """An integer in [low, high] (a JSON integer, or its digits in a csv/tsv file); ``answer``: it is the row's
         answer, so null or blank drops the row (``EmptyText``)."""
         value = self._get(field)
-        if answer and (value is None or (isinstance(value, str) and not value.strip())):
-            raise EmptyText(field, f"{self.path.name} {self.where}")
+        if answer and _blank(value):
+            raise self._drop(field)
         number = None
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
-        elif isinstance(value, str) and value.strip().isascii() and value.strip().lstrip("-").isdigit():
+        elif isinstance(value, str) and _INTEGER.fullmatch(value):
             number = int(value)
         if number is None or number < low or (high is not None and number > high):
             span = f"in [{low}, {high}]" if high is not None else f">= {low}"
@@ -213,14 +221,15 @@ def _found_delimiter(fields: list[str], delimiter: str) -> str | None:
 
 
 def _delimited_rows(dataset: str, path: Path, text: str, delimiter: str, columns: Sequence[str],
-                    header: str | Callable[[list[str]], bool]) -> Iterator[AnnotationRow]:
-    """Rows of a csv/tsv file. ``header="required"``: the first row names the columns, which must include
-    ``columns``; else the file has exactly ``columns``, and ``header(fields)`` says whether its first row is a
-    header instead of data."""
+                    header: bool | Callable[[list[str]], bool]) -> Iterator[AnnotationRow]:
+    """Rows of a csv/tsv file. ``header=True``: the first row names the columns, which must include ``columns``;
+    else the rows have exactly ``columns``, and a predicate ``header(fields)`` says whether the first row is a header
+    (skipped with a warning) rather than data."""
     separated = f"{_DELIMITERS[delimiter].removesuffix('s')}-separated"
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL  # TGIF-QA's tsv holds bare quotes
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting, strict=True)
-    names: list[str] | None = None if header == "required" else list(columns)
+    names: list[str] | None = None if header is True else list(columns)
+    maybe_header = header if callable(header) else None
     index, line = 0, 1
     while True:
         start = line
@@ -242,10 +251,11 @@ def _delimited_rows(dataset: str, path: Path, text: str, delimiter: str, columns
                                       f"{found or ', '.join(map(repr, fields[:8]))}")
             names = fields
             continue
-        if index == 0 and callable(header) and len(fields) == len(names) and header(fields):
+        if maybe_header is not None and len(fields) == len(names) and maybe_header(fields):
             logger.warning("%s: %s line %d read as a header row (%s)", dataset, path, start, ", ".join(fields))
-            header = "none"
+            maybe_header = None
             continue
+        maybe_header = None  # only the first row may be a header
         while len(fields) > len(names) and not fields[-1].strip():  # trailing empty columns
             fields.pop()
         if len(fields) != len(names):
@@ -257,7 +267,7 @@ def _delimited_rows(dataset: str, path: Path, text: str, delimiter: str, columns
 
 
 def read_rows(dataset: str, path: Path, delimiter: str = ",", columns: Sequence[str] = (),
-              header: str | Callable[[list[str]], bool] = "required") -> Iterator[AnnotationRow]:
+              header: bool | Callable[[list[str]], bool] = True) -> Iterator[AnnotationRow]:
     """Rows of an annotation file, by its suffix: ``.jsonl`` (one object a line), ``.json`` (an array of objects)
     or a delimited file (see ``_delimited_rows`` for ``delimiter``, ``columns`` and ``header``)."""
     text = _read_text(dataset, path)

@@ -11,7 +11,9 @@ annotation files, resolves each video in the videos folder, probes its frame cou
 decord, or PyAV for GIFs; in ``num_proc`` processes, with a progress bar; read from ``video_manifest.json`` for the
 videos ``siasamrea probe DATA_DIR`` recorded and that have not changed since), drops examples whose video is missing
 or unreadable (reported; an error if none remain) or shorter than ``min_video_frames``, and builds the open-ended
-answer vocabulary from the train split.
+answer vocabulary from the train split. Annotation files are read by :mod:`datasets_scripts.annotations`: a row that
+does not parse is a ``ValueError`` naming the file, line and field; a row without question or answer is dropped and
+logged.
 
 Columns of every example: ``video_id``, ``video_path`` (str: stored relative to ``data_dir`` in the prepared
 dataset, so that ``data_dir`` can move with it, and absolute in what ``as_dataset`` returns; see
