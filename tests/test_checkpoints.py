@@ -65,7 +65,8 @@ def test_when_no_checkpoint_reads_one_error_names_them_and_how_to_start_afresh(t
     truncate(write_checkpoint(tmp_path, 2) / "model.safetensors")
     (write_checkpoint(tmp_path, 4) / "model.safetensors").unlink()
     with pytest.raises(ValueError, match=r"no checkpoint in .* can be resumed from: checkpoint-4: no model weights; "
-                                         r"checkpoint-2: model.safetensors does not read .*--overwrite_output_dir true"):
+                                         r"checkpoint-2: model.safetensors does not read .*"
+                                         r"--overwrite_output_dir true"):
         resumable_checkpoint(tmp_path)
 
 

@@ -185,7 +185,8 @@ def test_the_traceback_comes_with_debug_only(tmp_path, monkeypatch, capsys):
 
 
 def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
-    for command in ([sys.executable, "-m", "training.cli"], [sys.executable, str(REPO / "training" / "run_videoqa.py")]):
+    script = str(REPO / "training" / "run_videoqa.py")
+    for command in ([sys.executable, "-m", "training.cli"], [sys.executable, script]):
         argv = ["probe", str(tmp_path / "nowhere")] if command[-1] == "training.cli" else [str(tmp_path / "a.yaml")]
         result = subprocess.run([*command, *argv], capture_output=True, text=True, cwd=REPO,
                                 env=dict(os.environ, SIASAMREA_DEBUG="0"))

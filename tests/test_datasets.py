@@ -348,8 +348,8 @@ def test_load_videoqa_generates_synthetic_data_when_missing_says_so_then_reuses_
         first = load_videoqa("synthetic", tmp_path / "syn", "train", cache_dir=tmp_path / "cache")
     assert f"generating the synthetic VideoQA dataset in {tmp_path / 'syn'}: 10 videos (64 x 64 px, 48-60 frames" \
         in caplog.text
-    assert "wrote 10 videos (" in caplog.text and f"; train 7, val 2, test 1) and their questions to {tmp_path / 'syn'}" \
-        in caplog.text
+    assert "wrote 10 videos (" in caplog.text
+    assert f"; train 7, val 2, test 1) and their questions to {tmp_path / 'syn'}" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="datasets_scripts.synthetic"):
         again = load_videoqa("synthetic", tmp_path / "syn", "val", config="count", cache_dir=tmp_path / "cache")

@@ -108,8 +108,8 @@ def _visualize(args: argparse.Namespace) -> None:
 
     path = visualize_siamese_example(
         _load(args.model, SiaSamReaForVideoQuestionAnswering.from_pretrained),
-        SiaSamReaProcessor.from_pretrained(args.model), args.video, args.question, label=args.label, choices=args.choices, output_path=args.output, seed=args.seed,
-        task=args.task,
+        SiaSamReaProcessor.from_pretrained(args.model), args.video, args.question, label=args.label,
+        choices=args.choices, output_path=args.output, seed=args.seed, task=args.task,
     )
     print(f"wrote {path}")
 
@@ -146,7 +146,8 @@ def _demo(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="siasamrea", description="SiaSamRea VideoQA (NeurIPS 2021): train, evaluate and ask questions about videos.",
+        prog="siasamrea",
+        description="SiaSamRea VideoQA (NeurIPS 2021): train, evaluate and ask questions about videos.",
         epilog="Errors are one line; --debug (or SIASAMREA_DEBUG=1) shows the traceback.",
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")

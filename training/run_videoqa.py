@@ -212,9 +212,9 @@ class SiaSamReaTrainingArguments(TrainingArguments):
                 self.eval_steps or self.logging_steps))):
             self.load_best_model_at_end = False
             every = {"steps": "every {:g} steps", "epoch": "every epoch", "no": "never"}
-            logger.warning("load_best_model_at_end is off: evaluation (%s) does not meet the checkpoints (%s), so the "
-                           "final model is the last step's; leave --eval_strategy unset (it follows --save_strategy) to "
-                           "keep the best checkpoint", every[evaluation].format(self.eval_steps or self.logging_steps),
+            logger.warning("load_best_model_at_end is off: evaluation (%s) does not meet the checkpoints (%s), so "
+                           "the final model is the last step's; leave --eval_strategy unset (it follows "
+                           "--save_strategy) to keep the best checkpoint", every[evaluation].format(self.eval_steps or self.logging_steps),
                            every[save].format(self.save_steps))
         else:
             self.load_best_model_at_end = True
