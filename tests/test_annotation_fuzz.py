@@ -292,7 +292,7 @@ class Collect(logging.Handler):
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_a_builder_reads_every_valid_row_exactly_or_names_the_file(case, data):
