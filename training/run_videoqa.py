@@ -214,7 +214,8 @@ class SiaSamReaTrainingArguments(TrainingArguments):
             every = {"steps": "every {:g} steps", "epoch": "every epoch", "no": "never"}
             logger.warning("load_best_model_at_end is off: evaluation (%s) does not meet the checkpoints (%s), so "
                            "the final model is the last step's; leave --eval_strategy unset (it follows "
-                           "--save_strategy) to keep the best checkpoint", every[evaluation].format(self.eval_steps or self.logging_steps),
+                           "--save_strategy) to keep the best checkpoint",
+                           every[evaluation].format(self.eval_steps or self.logging_steps),
                            every[save].format(self.save_steps))
         else:
             self.load_best_model_at_end = True
@@ -647,7 +648,10 @@ def prepare_output_dir(args: SiaSamReaTrainingArguments) -> dict[str, float] | N
                      if path.exists()]
             if stale and args.should_save:
                 for path in stale:
-                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
                 logger.warning("overwrite_output_dir: removed %s from %s", ", ".join(p.name for p in stale), output_dir)
         return None
     state = finished_run(output_dir) if not args.resume_from_checkpoint else None
