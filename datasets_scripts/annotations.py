@@ -262,7 +262,7 @@ def _delimited_rows(dataset: str, path: Path, text: str, delimiter: str, columns
             found = _found_delimiter(fields, delimiter)
             raise AnnotationError(dataset, path, f"line {start}", f"has {len(fields)} fields, expected {len(names)} "
                                   f"{separated} ({', '.join(names)})" + (f"; found {found}" if found else ""))
-        yield AnnotationRow(dataset, path, start, index, dict(zip(names, fields)))
+        yield AnnotationRow(dataset, path, start, index, dict(zip(names, fields, strict=True)))
         index += 1
 
 
