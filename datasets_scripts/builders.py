@@ -11,7 +11,9 @@ annotation files, resolves each video in the videos folder, probes its frame cou
 decord, or PyAV for GIFs; in ``num_proc`` processes, with a progress bar; read from ``video_manifest.json`` for the
 videos ``siasamrea probe DATA_DIR`` recorded and that have not changed since), drops examples whose video is missing
 or unreadable (reported; an error if none remain) or shorter than ``min_video_frames``, and builds the open-ended
-answer vocabulary from the train split.
+answer vocabulary from the train split. Annotation files are read by :mod:`datasets_scripts.annotations`: a row that
+does not parse is a ``ValueError`` naming the file, line and field; a row without question or answer is dropped and
+logged.
 
 Columns of every example: ``video_id``, ``video_path`` (str: stored relative to ``data_dir`` in the prepared
 dataset, so that ``data_dir`` can move with it, and absolute in what ``as_dataset`` returns; see
@@ -39,7 +41,6 @@ so it does not change the cache) is a builder argument or one of ``download_and_
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
@@ -59,6 +60,8 @@ import numpy as np
 from datasets.utils.tqdm import tqdm as hf_tqdm
 
 from modeling_siasamrea.video_io import VideoDecodeError, count_frames, frame_rate, probe_video
+
+from .annotations import AnnotationRow, read_records, read_rows
 
 __all__ = [
     "MSRVTTQA",
@@ -215,14 +218,6 @@ def _join_video_paths(paths: list[str], data_dir: str) -> dict[str, list[str]]:
     return {"video_path": [os.path.join(data_dir, path) for path in paths]}
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Objects of a JSON-lines file (blank lines skipped)."""
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
-
-
 @dataclass
 class VideoQAConfig(datasets.BuilderConfig):
     """Builder config: ``task`` is fixed per dataset/config; the other fields are user options."""
@@ -245,7 +240,9 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
 
     Subclasses set ``DATASET_NAME`` and ``BUILDER_CONFIGS`` and implement ``_split_files`` (split -> annotation
     file) and ``_read_split`` (records with ``video_id``, ``question``, ``question_id``, ``answer_type`` and
-    ``answer`` (open-ended) / ``choices`` + ``label`` (multiple-choice) / ``count`` (count)).
+    ``answer`` (open-ended) / ``choices`` + ``label`` (multiple-choice) / ``count`` (count)), reading the file with
+    :func:`~datasets_scripts.annotations.read_records` so that a bad row is an error that names its file, line
+    and field, and a row without question or answer a logged drop.
     """
 
     BUILDER_CONFIG_CLASS = VideoQAConfig
@@ -270,6 +267,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         kwargs.setdefault("dataset_name", self.DATASET_NAME)
         kwargs.setdefault("hash", self._fingerprint(Path(data_dir), kwargs.get("video_dir")))
         self._probed: dict[tuple[str, str], Any] = {}
+        self._records: dict[str, list[dict[str, Any]]] = {}
         self.num_proc = num_proc
         super().__init__(*args, data_dir=data_dir, **kwargs)
 
@@ -278,8 +276,8 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         """Annotation file of each available split."""
         raise NotImplementedError
 
-    def _read_split(self, split: str) -> Iterator[dict[str, Any]]:
-        """Raw records of one split (see the class docstring)."""
+    def _read_split(self, split: str) -> list[dict[str, Any]]:
+        """Records of one split (see the class docstring)."""
         raise NotImplementedError
 
     def _video_names(self, video_id: str) -> tuple[str, ...]:
@@ -329,6 +327,15 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
             if path.is_file():
                 return path
         return None
+
+    def read_annotations(self, split: str) -> list[dict[str, Any]]:
+        """The records of a split's annotation file(s), read once per builder (copies: callers may change them).
+
+        Raises :class:`~datasets_scripts.annotations.AnnotationError` (a ``ValueError`` naming the file, line and
+        field) for a malformed row; rows whose question or answer is null or empty are dropped, with a warning."""
+        if split not in self._records:
+            self._records[split] = self._read_split(split)
+        return [dict(record) for record in self._records[split]]
 
     @cached_property
     def video_dir(self) -> Path:
@@ -394,7 +401,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         if "train" not in self._split_files():
             raise FileNotFoundError(f"{self.DATASET_NAME}: no train annotations in {self.data_path}; the "
                                     f"open-ended answer vocabulary is built from them")
-        answers = (_normalize_answer(r["answer"]) for r in self._read_split("train"))
+        answers = (_normalize_answer(r["answer"]) for r in self.read_annotations("train"))
         return build_answer_vocab(answers, self.config.answer_vocab_size)
 
     def _info(self) -> datasets.DatasetInfo:
@@ -447,7 +454,7 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
         seen_ids: Counter[str] = Counter()
         renamed = []
         kept = 0
-        records = list(self._read_split(split))
+        records = self.read_annotations(split)
         self._probe_all((path for r in records if (path := self.find_video(r["video_id"])) is not None), split)
         for index, record in enumerate(records):
             seen_ids[record["question_id"]] += 1
@@ -506,13 +513,26 @@ def _report(groups: dict[str, list[str]]) -> str:
                      for reason, items in groups.items() if items)
 
 
-def _release_id(raw: dict[str, Any], fallback: str) -> str:
+def _release_id(row: AnnotationRow, fallback: str) -> str:
     """The release's own question id (``question_id``; ``id`` in ALPRO's MSVD-QA; ``vid_id`` in TGIF-QA's csv),
     else ``fallback``."""
-    for key in ("question_id", "id", "vid_id"):
-        if raw.get(key) is not None:
-            return str(raw[key])
-    return fallback
+    key = next((key for key in ("question_id", "id", "vid_id") if key in row.values), None)
+    return fallback if key is None else row.identifier(key)
+
+
+def _seconds(text: str) -> float | None:
+    """A time in seconds (a finite number >= 0), or None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _is_how2qa_header(fields: list[str]) -> bool:
+    """Whether the first row of a How2QA csv is a header (some copies add one): every column is named, and the window
+    column holds no number, bracket or colon."""
+    return all(field.strip() for field in fields) and not any(c.isdigit() or c in "[:" for c in fields[1])
 
 
 class MSRVTTQA(VideoQABuilder):
@@ -537,11 +557,13 @@ class MSRVTTQA(VideoQABuilder):
         found = {split: self._find_annotation(f"{split}.jsonl") for split in self.SPLITS}
         return {split: path for split, path in found.items() if path is not None}
 
-    def _read_split(self, split: str) -> Iterator[dict[str, Any]]:
-        for i, raw in enumerate(_read_jsonl(self._split_files()[split])):
-            yield {"video_id": str(raw["video_id"]), "question": raw["question"], "answer": str(raw["answer"]),
-                   "answer_type": str(raw.get("answer_type", "")),
-                   "question_id": _release_id(raw, f"{split}-{i}")}
+    def _read_split(self, split: str) -> list[dict[str, Any]]:
+        def record(row: AnnotationRow) -> dict[str, Any]:
+            return {"video_id": row.identifier("video_id"), "question": row.text("question"),
+                    "answer": row.text("answer"), "answer_type": row.optional_text("answer_type"),
+                    "question_id": _release_id(row, f"{split}-{row.index}")}
+
+        return read_records(self.DATASET_NAME, self._split_files()[split], record)
 
 
 class MSVDQA(MSRVTTQA):
@@ -577,21 +599,31 @@ class ActivityNetQA(VideoQABuilder):
         files = {}
         for split in ("train", "val", "test"):
             questions, answers = self._find_annotation(f"{split}_q.json"), self._find_annotation(f"{split}_a.json")
-            if questions is not None and answers is not None:
+            if (questions is None) != (answers is None):
+                present, absent = (questions, f"{split}_a.json") if answers is None else (answers, f"{split}_q.json")
+                raise FileNotFoundError(f"{self.DATASET_NAME}: {present} has no {absent} beside it (split {split} "
+                                        f"needs both the questions and the answers file)")
+            if questions is not None:
                 files[split] = questions
         return files
 
-    def _read_split(self, split: str) -> Iterator[dict[str, Any]]:
-        questions = json.loads(self._split_files()[split].read_text(encoding="utf-8"))
-        answers = json.loads(self._find_annotation(f"{split}_a.json").read_text(encoding="utf-8"))
-        by_id = {str(a["question_id"]): a for a in answers}
-        for q in questions:
-            answer = by_id.get(str(q["question_id"]))
+    def _read_split(self, split: str) -> list[dict[str, Any]]:
+        answers: dict[str, AnnotationRow] = {}
+        answers_file = self._find_annotation(f"{split}_a.json")
+        for row in read_rows(self.DATASET_NAME, answers_file):
+            answers.setdefault(row.identifier("question_id"), row)
+
+        def record(row: AnnotationRow) -> dict[str, Any]:
+            question_id = row.identifier("question_id")
+            answer = answers.get(question_id)
             if answer is None:
-                raise ValueError(f"activitynet_qa/{split}: question {q['question_id']} has no answer in "
-                                 f"{split}_a.json")
-            yield {"video_id": str(q["video_name"]), "question": q["question"], "answer": str(answer["answer"]),
-                   "answer_type": self.ANSWER_TYPES[int(answer["type"])], "question_id": str(q["question_id"])}
+                raise row.error("question_id", f"{question_id!r} has no answer in {answers_file}")
+            answer_type = answer.integer("type", 0, len(self.ANSWER_TYPES) - 1, ", ".join(self.ANSWER_TYPES))
+            return {"video_id": row.identifier("video_name"), "question": row.text("question"),
+                    "answer": answer.text("answer"), "answer_type": self.ANSWER_TYPES[answer_type],
+                    "question_id": question_id}
+
+        return read_records(self.DATASET_NAME, self._split_files()[split], record)
 
     def _video_names(self, video_id: str) -> tuple[str, ...]:
         return (video_id, f"v_{video_id}")
@@ -629,34 +661,38 @@ class How2QA(VideoQABuilder):
     BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [VideoQAConfig(name="default", task=MULTIPLE_CHOICE)]
     FILES: ClassVar[dict[str, str]] = {"train": "how2QA_train_release.csv", "val": "how2QA_val_release.csv",
                                        "test": "how2QA_test_public_release.csv"}
+    COLUMNS: ClassVar[tuple[str, ...]] = ("vid_id", "window", "wrong1", "wrong2", "wrong3", "question", "correct")
 
     def _split_files(self) -> dict[str, Path]:
         found = {split: self._find_annotation(name) for split, name in self.FILES.items()}
         return {split: path for split, path in found.items() if path is not None}
 
-    def _read_split(self, split: str) -> Iterator[dict[str, Any]]:
-        repeated = []
-        with self._split_files()[split].open(encoding="utf-8", newline="") as f:
-            for i, row in enumerate(csv.reader(f)):
-                if len(row) < 2 or not row[1].startswith("["):  # blank line or a header some copies add
-                    continue
-                if len(row) != 7:
-                    raise ValueError(f"how2qa/{split}: line {i + 1} has {len(row)} fields, expected 7 "
-                                     f"(vid_id, [start:end], 3 wrong answers, question, correct answer)")
-                vid_id, window, *wrong, question, correct = row
-                start, end = (float(t) for t in window.strip("[]").split(":"))
-                question_id = f"{vid_id}_{i}"
-                order = np.random.default_rng(zlib.crc32(question_id.encode())).permutation(1 + len(wrong))
-                choices = [[correct, *wrong][j] for j in order]
-                if correct in wrong:
-                    repeated.append(question_id)
-                yield {"video_id": vid_id, "question": question, "answer": correct, "answer_type": "how2qa",
-                       "question_id": question_id, "choices": choices, "label": choices.index(correct),
-                       "start": start, "end": end}
+    def _read_split(self, split: str) -> list[dict[str, Any]]:
+        records = read_records(self.DATASET_NAME, self._split_files()[split], self._record, columns=self.COLUMNS,
+                               header=_is_how2qa_header)
+        repeated = [record["question_id"] for record in records if record["choices"].count(record["answer"]) > 1]
         if repeated:
             logger.warning("how2qa/%s: %d questions list their correct answer also as a wrong one (e.g. %s); "
                            "scored by answer text: the label is its first copy, which wins a tie", split,
                            len(repeated), repeated[:_REPORT_EXAMPLES])
+        return records
+
+    def _record(self, row: AnnotationRow) -> dict[str, Any]:
+        """One question; its id is ``<vid_id>_<its line in the file, from 0>`` (the release has none)."""
+        vid_id, window = row.identifier("vid_id"), row.values["window"]
+        wrong = [row.text(f"wrong{k}") for k in (1, 2, 3)]
+        question, correct = row.text("question"), row.text("correct")
+        text = window.strip()
+        times = [_seconds(bound) for bound in text[1:-1].split(":")] if text[:1] + text[-1:] == "[]" else []
+        if len(times) != 2 or None in times or times[1] < times[0]:
+            raise row.error("window", f"expected [start:end] in seconds with start <= end, e.g. [1.0:5.0], got "
+                                      f"{window!r}")
+        question_id = f"{vid_id}_{row.line - 1}"
+        order = np.random.default_rng(zlib.crc32(question_id.encode())).permutation(1 + len(wrong))
+        choices = [[correct, *wrong][j] for j in order]
+        return {"video_id": vid_id, "question": question, "answer": correct, "answer_type": "how2qa",
+                "question_id": question_id, "choices": choices, "label": choices.index(correct),
+                "start": times[0], "end": times[1]}
 
     def _window(self, record: dict[str, Any], video_path: str, total_frames: int) -> dict[str, Any]:
         fps = self._probe_once("fps", video_path, frame_rate)
@@ -709,6 +745,13 @@ class TGIFQA(VideoQABuilder):
     ]
     VIDEO_SUBDIRS = ("gifs", "videos", "video")
     FRAMEQA_TYPES: ClassVar[tuple[str, ...]] = ("object", "number", "color", "location")
+    # the columns each original tsv must have (its header names them; others are ignored)
+    TSV_COLUMNS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "action": ("gif_name", "question", "a1", "a2", "a3", "a4", "a5", "answer"),
+        "transition": ("gif_name", "question", "a1", "a2", "a3", "a4", "a5", "answer"),
+        "frameqa": ("gif_name", "question", "answer", "type"),
+        "count": ("gif_name", "question", "answer"),
+    }
 
     def _split_files(self) -> dict[str, Path]:
         task = self.config.name
@@ -727,28 +770,31 @@ class TGIFQA(VideoQABuilder):
                            "questions; ClipBERT ships no test file)", self.config.name, files["val"].name)
         return super()._split_generators(dl_manager)
 
-    def _read_split(self, split: str) -> Iterator[dict[str, Any]]:
+    def _read_split(self, split: str) -> list[dict[str, Any]]:
         path = self._split_files()[split]
-        if path.suffix == ".jsonl":
-            rows: Iterable[dict[str, Any]] = _read_jsonl(path)
-            file_split = path.stem.rsplit("_", 1)[-1]  # "val" for action_val.jsonl, also when read as test
-        else:
-            with path.open(encoding="utf-8", newline="") as f:
-                rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-            file_split = split
-        for i, row in enumerate(rows):
-            yield self._record(row, question_id=_release_id(row, f"{file_split}-{i}"))
+        # ids "<file split>-<row>": "val" for action_val.jsonl, also when it is read as test
+        file_split = path.stem.rsplit("_", 1)[-1] if path.suffix == ".jsonl" else split
+        return read_records(self.DATASET_NAME, path, lambda row: self._record(row, file_split), delimiter="\t",
+                            columns=self.TSV_COLUMNS[self.config.name])
 
-    def _record(self, row: dict[str, Any], question_id: str) -> dict[str, Any]:
+    def _record(self, row: AnnotationRow, file_split: str) -> dict[str, Any]:
         """One example from an original tsv row or a ClipBERT jsonl object."""
         task = self.config.name
-        record = {"video_id": str(row["gif_name"]), "question": row["question"], "question_id": question_id,
-                  "answer_type": task}
+        record = {"video_id": row.identifier("gif_name"), "question": row.text("question"),
+                  "question_id": _release_id(row, f"{file_split}-{row.index}"), "answer_type": task}
         if self.config.task == MULTIPLE_CHOICE:
-            choices = row["options"] if "options" in row else [row[f"a{k}"] for k in range(1, 6)]
-            label = int(row["answer"])
-            return {**record, "choices": [str(c) for c in choices], "label": label, "answer": str(choices[label])}
+            if "options" in row.values:
+                choices = row.texts("options", self.NUM_CHOICES)
+            else:
+                choices = [row.text(f"a{k}") for k in range(1, self.NUM_CHOICES + 1)]
+            label = row.integer("answer", 0, self.NUM_CHOICES - 1, "the index of the correct option", answer=True)
+            return {**record, "choices": choices, "label": label, "answer": choices[label]}
         if self.config.task == COUNT:
-            return {**record, "count": float(row["answer"]), "answer": str(row["answer"])}
-        answer_type = row.get("answer_type") or self.FRAMEQA_TYPES[int(row["type"])]
-        return {**record, "answer": str(row["answer"]), "answer_type": answer_type}
+            count = row.integer("answer", 0, meaning="the count", answer=True)
+            return {**record, "count": float(count), "answer": str(count)}
+        if "answer_type" in row.values:
+            answer_type = row.optional_text("answer_type")
+        else:
+            answer_type = self.FRAMEQA_TYPES[row.integer("type", 0, len(self.FRAMEQA_TYPES) - 1,
+                                                         ", ".join(self.FRAMEQA_TYPES))]
+        return {**record, "answer": row.text("answer"), "answer_type": answer_type}

@@ -91,8 +91,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -118,6 +120,8 @@ __all__ = [
     "main",
     "make_synthetic_videoqa",
 ]
+
+logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 2
 MARKER_FILE = ".synthetic_complete.json"
@@ -506,11 +510,18 @@ def make_synthetic_videoqa(
                                  f"({marker.read_text().strip()}); use another folder or overwrite=True")
             marker.unlink()
             shutil.rmtree(out / "videos", ignore_errors=True)
+        logger.warning("generating the synthetic VideoQA dataset in %s: %d videos (%d x %d px, %d-%d frames, seed %d)",
+                       out.resolve(), num_videos, image_size, image_size, min_frames, max_frames, seed)
+        started = time.monotonic()
         scripts = _scripts(num_videos, seed, image_size, min_frames, max_frames, splits, variant, label_noise)
         _write_videos(out / "videos", scripts, seed, image_size, fps, num_workers)
         _write_annotations(out, scripts, list(splits))
         _write_jsonl(out / META_FILE, [asdict(s) for s in scripts])
         marker.write_text(json.dumps(params) + "\n")
+        logger.warning("wrote %d videos (%.1f MB; %s) and their questions to %s in %.0f s", num_videos,
+                       sum(f.stat().st_size for f in (out / "videos").iterdir()) / 1e6,
+                       ", ".join(f"{split} {sum(s.split == split for s in scripts)}" for split in splits),
+                       out.resolve(), time.monotonic() - started)
     return out
 
 

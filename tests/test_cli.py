@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,9 +63,9 @@ def test_predict_prints_ranked_answers(demo_dir, capsys):
     assert answers[0]["score"] >= answers[1]["score"] >= answers[2]["score"]
 
 
-def test_predict_with_a_missing_video_names_it(demo_dir):
-    with pytest.raises(ValueError, match="nope.mp4"):
-        main(["predict", "nope.mp4", "what color is the circle ?", "--model", str(demo_dir / "model")])
+def test_predict_with_a_missing_video_names_it(demo_dir, capsys):
+    assert main(["predict", "nope.mp4", "what color is the circle ?", "--model", str(demo_dir / "model")]) == 2
+    assert capsys.readouterr().err == "siasamrea: error: video nope.mp4 does not exist\n"
 
 
 def test_eval_reports_the_saved_metrics(demo_dir, tmp_path, capsys):
@@ -129,6 +130,65 @@ def test_help_is_useful(command):
     if not command:
         for name in ("predict", "train", "eval", "make-synthetic", "visualize", "convert-clipbert", "demo"):
             assert name in result.stdout
+
+
+RELEASE = REPO / "tests" / "fixtures" / "release"
+
+
+def misuses(tmp: Path) -> list[tuple[list[str], str]]:
+    """(command, the one line it must print) for mistakes users make."""
+    config, msrvtt = (str(REPO / "training" / "configs" / f"{name}.yaml") for name in ("synthetic", "msrvtt_qa"))
+    on_cpu = ["--bf16", "false", "--use_cpu", "true"]
+    video = str(REPO / "README.md")  # any file: the model is checked first
+    (tmp / "empty").mkdir(exist_ok=True)
+    (tmp / "bad.yaml").write_text("dataset_name: synthetic\nlearning_rate: [1\n")
+    broken = shutil.copytree(RELEASE / "msrvtt_qa", tmp / "msrvtt_qa", dirs_exist_ok=True)
+    (broken / "train.jsonl").write_text('{"video_id": "video7010", "question": "q?"}\n')
+    return [
+        (["predict", video, "q?", "--model", "path/that/does/not/exist"],
+         "model folder path/that/does/not/exist does not exist"),
+        (["predict", video, "q?", "--model", str(tmp / "empty")], f"{tmp / 'empty'} is not a model folder: it has no "
+                                                                  "config.json"),
+        (["predict", video, "q?", "--model", "missing/folder"], "missing/folder: no local folder of that name, and "
+                                                                "loading it from the Hub failed"),
+        (["eval", "--model", str(tmp / "empty")], f"{tmp / 'empty'} is not a model folder"),
+        (["visualize", str(tmp / "nope.mp4"), "q?"], f"video {tmp / 'nope.mp4'} does not exist"),
+        (["train", str(tmp / "nope.yaml")], f"config file {tmp / 'nope.yaml'} does not exist"),
+        (["train", str(tmp / "bad.yaml")], f"config file {tmp / 'bad.yaml'}: not valid YAML"),
+        (["train", config, "--lerning_rate", "1"], "unknown arguments --lerning_rate 1; did you mean --learning_rate"),
+        (["train", config, "--num_frames", "many"], "num_frames must be 'auto' or a positive integer, got 'many'"),
+        (["train", config, "--per_device_train_batch_size", "two"], "argument --per_device_train_batch_size/"
+                                                                    "--per-device-train-batch-size: invalid int value"),
+        (["train", msrvtt, "--data_dir", str(tmp / "nowhere"), *on_cpu], f"data_dir {tmp / 'nowhere'} does not exist"),
+        (["train", msrvtt, "--data_dir", str(broken), "--output_dir", str(tmp / "o"), *on_cpu],
+         f"msrvtt_qa: {broken / 'train.jsonl'} line 1: answer: missing"),
+        (["probe", str(tmp / "nowhere")], f"data_dir {tmp / 'nowhere'} does not exist"),
+        (["make-synthetic", str(tmp / "s"), "--min-frames", "0"], "need 0 < min_frames <= max_frames"),
+    ]
+
+
+def test_every_misuse_is_one_line_and_exit_status_2(tmp_path, capsys):
+    for argv, message in misuses(tmp_path):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"siasamrea: error: {message}") and err.count("\n") == 1, (argv, err)
+
+
+def test_the_traceback_comes_with_debug_only(tmp_path, monkeypatch, capsys):
+    with pytest.raises(FileNotFoundError, match="data_dir .* does not exist"):
+        main(["--debug", "probe", str(tmp_path / "nowhere")])
+    with pytest.raises(FileNotFoundError):
+        main(["probe", str(tmp_path / "nowhere"), "--debug"])
+    monkeypatch.setenv("SIASAMREA_DEBUG", "1")
+    with pytest.raises(FileNotFoundError):
+        main(["probe", str(tmp_path / "nowhere")])
+
+
+def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "training.cli", "probe", str(tmp_path / "nowhere")],
+                            capture_output=True, text=True, cwd=REPO, env=dict(os.environ, SIASAMREA_DEBUG="0"))
+    assert result.returncode == 2
+    assert result.stderr == f"siasamrea: error: data_dir {tmp_path / 'nowhere'} does not exist\n"  # no traceback
 
 
 def test_unknown_arguments_are_rejected(capsys):

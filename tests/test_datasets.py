@@ -175,7 +175,7 @@ def test_how2qa_reads_the_official_csv_with_clip_windows(tmp_path, video_files):
 def test_how2qa_rejects_a_malformed_row(tmp_path, video_files):
     files = {"how2QA_train_release.csv": write_csv([*how2qa_rows(), ["long", "[0.0:1.0]", "only", "q?", "a"]])}
     data_dir = make_data_dir(tmp_path / "how2qa", files, all_videos(video_files))
-    with pytest.raises(ValueError, match="line 12 has 5 fields, expected 7"):
+    with pytest.raises(ValueError, match=r"how2qa: .*how2QA_train_release.csv line 12: has 5 fields, expected 7"):
         prepare(How2QA, data_dir, tmp_path)
 
 
@@ -336,7 +336,7 @@ def synthetic_dir(tmp_path_factory) -> Path:
     return make_synthetic_videoqa(tmp_path_factory.mktemp("synthetic"), **SMALL_SYNTHETIC)
 
 
-def test_load_videoqa_generates_synthetic_data_when_missing_then_reuses_it(tmp_path, monkeypatch):
+def test_load_videoqa_generates_synthetic_data_when_missing_says_so_then_reuses_it(tmp_path, monkeypatch, caplog):
     calls = []
 
     def small_generator(path):
@@ -344,9 +344,16 @@ def test_load_videoqa_generates_synthetic_data_when_missing_then_reuses_it(tmp_p
         return make_synthetic_videoqa(path, **SMALL_SYNTHETIC)
 
     monkeypatch.setattr(datasets_scripts.loading, "make_synthetic_videoqa", small_generator)
-    first = load_videoqa("synthetic", tmp_path / "syn", "train", cache_dir=tmp_path / "cache")
-    again = load_videoqa("synthetic", tmp_path / "syn", "val", config="count", cache_dir=tmp_path / "cache")
-    assert len(calls) == 1
+    with caplog.at_level(logging.WARNING, logger="datasets_scripts.synthetic"):
+        first = load_videoqa("synthetic", tmp_path / "syn", "train", cache_dir=tmp_path / "cache")
+    assert f"generating the synthetic VideoQA dataset in {tmp_path / 'syn'}: 10 videos (64 x 64 px, 48-60 frames" \
+        in caplog.text
+    assert "wrote 10 videos (" in caplog.text
+    assert f"; train 7, val 2, test 1) and their questions to {tmp_path / 'syn'}" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="datasets_scripts.synthetic"):
+        again = load_videoqa("synthetic", tmp_path / "syn", "val", config="count", cache_dir=tmp_path / "cache")
+    assert len(calls) == 1 and "generating" not in caplog.text
     assert len(first) == 2 * 7 and set(first.features["label"].names) >= {"red", "circle"}
     assert again.features["count"].dtype == "float32"
 

@@ -158,12 +158,24 @@ def test_batch_size_one_training_survives_an_unreadable_video_and_logs_it(data_d
 # ---------------------------------------------------------------- vocabularies of saved models
 
 
+SAVED_MODEL_RUN = ["--max_steps", "4", "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end",
+                   "false", "--do_eval", "false"]
+
+
 @pytest.fixture(scope="module")
 def saved_model(pristine_dir, tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("saved")
-    run_videoqa.main(run_args(pristine_dir, output_dir, "--max_steps", "4", "--eval_strategy", "no",
-                              "--save_strategy", "no", "--load_best_model_at_end", "false", "--do_eval", "false"))
+    run_videoqa.main(run_args(pristine_dir, output_dir, *SAVED_MODEL_RUN))
     return output_dir
+
+
+def test_rerunning_a_finished_runs_command_says_it_is_complete_and_trains_nothing(saved_model, pristine_dir, caplog):
+    weights = (saved_model / "model.safetensors").stat().st_mtime_ns
+    with caplog.at_level(logging.WARNING):
+        assert run_videoqa.main(run_args(pristine_dir, saved_model, *SAVED_MODEL_RUN)) == {}  # it saved no evaluation
+    assert f"{saved_model} holds a finished run (4 steps; its model is there): nothing to train" in caplog.text
+    assert "pass --overwrite_output_dir true or another --output_dir" in caplog.text
+    assert (saved_model / "model.safetensors").stat().st_mtime_ns == weights
 
 
 def eval_args(model: Path, data_dir: Path, output_dir: Path, *extra: str) -> list[str]:

@@ -2,6 +2,7 @@
 2-process CPU DDP, and fail-fast argument checks."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from huggingface_hub import ModelCard
 from datasets_scripts import make_synthetic_videoqa
 from training import run_videoqa
 from training.collator import SiaSamReaCollator
+from training.trainer import SiaSamReaTrainer
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = str(REPO / "training" / "configs" / "synthetic.yaml")
@@ -162,6 +164,46 @@ def test_resume_from_checkpoint_continues_with_the_same_losses(synthetic_dir, tm
     assert [4, 5, 6] == [step for step in sorted(got) if step > 3]
     for step in (4, 5, 6):
         assert got[step] == pytest.approx(expected[step], abs=1e-4), (step, got, expected)
+
+
+class Crash(Exception):
+    """The process dies while it writes a checkpoint."""
+
+
+def test_a_crash_mid_save_resumes_from_the_last_whole_checkpoint_and_a_finished_run_is_not_trained_again(
+        synthetic_dir, tmp_path, monkeypatch, caplog):
+    run = tmp_path / "run"
+    args = tiny_run_args(synthetic_dir, run, "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2",
+                         "--per_device_train_batch_size", "2", "--max_eval_samples", "4")
+    save_rng_state = SiaSamReaTrainer._save_rng_state
+
+    def crash_at_step_4(self, output_dir):  # after the weights and the optimizer, before the trainer state
+        if self.state.global_step == 4:
+            raise Crash(output_dir)
+        return save_rng_state(self, output_dir)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SiaSamReaTrainer, "_save_rng_state", crash_at_step_4)
+        with pytest.raises(Crash):
+            run_videoqa.main(args)
+    assert (run / "checkpoint-4" / "model.safetensors").is_file()
+    with caplog.at_level(logging.WARNING):
+        metrics = run_videoqa.main(args)  # the same command again
+    assert "not resuming from checkpoint-4 (no trainer_state.json (the save did not finish))" in caplog.text
+    assert f"resuming from {run / 'checkpoint-2'} at step 2" in caplog.text
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    # --save_strategy steps --save_steps 2 alone: evaluated with every checkpoint, the best one kept
+    assert [entry["step"] for entry in state["log_history"] if "eval_accuracy" in entry] == [2, 4, 4]
+    assert state["best_model_checkpoint"] == str(run / f"checkpoint-{state['best_global_step']}")
+
+    weights = (run / "model.safetensors").stat().st_mtime_ns
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert run_videoqa.main(args) == metrics  # and once more: nothing to train
+    assert f"{run} holds a finished run (4 steps; its model is there): nothing to train" in caplog.text
+    assert "--overwrite_output_dir true or another --output_dir" in caplog.text
+    assert (run / "model.safetensors").stat().st_mtime_ns == weights
 
 
 def test_two_process_cpu_ddp_trains_disjoint_data_to_identical_parameters(synthetic_dir, tmp_path):

@@ -1,31 +1,88 @@
 """The `siasamrea` command line: predict, train, eval, make-synthetic, visualize, convert-clipbert, probe, pack,
-transcode and demo."""
+transcode and demo.
+
+A mistake the user can fix (a missing file or folder, an unknown key, an invalid value, a bad annotation row) is one
+line, `siasamrea: error: <message>`, and exit status 2; any other failure is one line too, with exit status 1. The
+traceback comes with `siasamrea --debug COMMAND ...` or `SIASAMREA_DEBUG=1`.
+"""
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 DEFAULT_MODEL = "demo_output/model"
+# what a user's input causes: missing files and folders, unknown keys, invalid values, unreadable annotations
+USER_ERRORS = (ValueError, OSError, ImportError)
+
+
+def check_model(name: str) -> None:
+    """Fail before any Hub lookup when ``name`` is a local path: a missing folder, or one without config.json. A
+    name that could be a Hub id and is no local folder is left to the Hub (see ``_load``)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{name} is not a model folder: it has no config.json (pass a folder that "
+                                    "`siasamrea train` or save_pretrained wrote, or a Hub model id)")
+        return
+    if path.exists():
+        raise FileNotFoundError(f"{name} is a file, not a model folder")
+    if name == DEFAULT_MODEL:
+        raise FileNotFoundError(f"model folder {name} does not exist: run `siasamrea demo` first, or pass --model "
+                                "(a model folder or a Hub model id)")
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise FileNotFoundError(f"model folder {name} does not exist") from None
+    if path.parent != Path(".") and path.parent.is_dir():  # outputs/run: a folder of an existing folder
+        raise FileNotFoundError(f"model folder {name} does not exist")
+
+
+def _load(name: str, load: Callable):
+    """``load(name)``; a Hub failure for a name that is no local folder says that too."""
+    try:
+        return load(name)
+    except OSError as error:
+        if Path(name).expanduser().exists():
+            raise
+        raise OSError(f"{name}: no local folder of that name, and loading it from the Hub failed: "
+                      f"{str(error).splitlines()[0]}") from error
+
+
+def _check_video(video: str) -> None:
+    if "://" not in video and not os.path.exists(video):
+        raise FileNotFoundError(f"video {video} does not exist")
 
 
 def _predict(args: argparse.Namespace) -> None:
+    _check_video(args.video)
+    check_model(args.model)
     from transformers import pipeline
 
     import modeling_siasamrea  # noqa: F401  (registers the task and the local classes)
 
-    vqa = pipeline("video-question-answering", model=args.model, trust_remote_code=True)
+    vqa = _load(args.model, lambda name: pipeline("video-question-answering", model=name, trust_remote_code=True))
     result = vqa(video=args.video, question=args.question, choices=args.choices, task=args.task, top_k=args.top_k,
                  num_eval_clips=args.num_eval_clips, aggregation=args.aggregation)
     print(json.dumps(result, indent=2))
 
 
 def _train(args: argparse.Namespace, extra: list[str]) -> None:
+    if not os.path.isfile(args.config):
+        raise FileNotFoundError(f"config file {args.config} does not exist")
+    if not args.config.endswith((".yaml", ".yml", ".json")):
+        raise ValueError(f"config file {args.config}: expected a .yaml, .yml or .json file")
     from training import run_videoqa
 
     run_videoqa.main([args.config, *extra])
 
 
 def _eval(args: argparse.Namespace, extra: list[str]) -> None:
+    check_model(args.model)
     from training import run_videoqa
 
     argv = ["--model_name_or_path", args.model, "--dataset_name", args.dataset_name, "--output_dir", args.output_dir,
@@ -44,13 +101,15 @@ def _make_synthetic(args: argparse.Namespace, extra: list[str]) -> None:
 
 
 def _visualize(args: argparse.Namespace) -> None:
+    _check_video(args.video)
+    check_model(args.model)
     from modeling_siasamrea import SiaSamReaForVideoQuestionAnswering, SiaSamReaProcessor
     from training.visualize import visualize_siamese_example
 
     path = visualize_siamese_example(
-        SiaSamReaForVideoQuestionAnswering.from_pretrained(args.model), SiaSamReaProcessor.from_pretrained(args.model),
-        args.video, args.question, label=args.label, choices=args.choices, output_path=args.output, seed=args.seed,
-        task=args.task,
+        _load(args.model, SiaSamReaForVideoQuestionAnswering.from_pretrained),
+        SiaSamReaProcessor.from_pretrained(args.model), args.video, args.question, label=args.label,
+        choices=args.choices, output_path=args.output, seed=args.seed, task=args.task,
     )
     print(f"wrote {path}")
 
@@ -62,6 +121,8 @@ def _convert(extra: list[str]) -> int:
 
 
 def _probe(args: argparse.Namespace) -> None:
+    if not os.path.isdir(args.data_dir):
+        raise FileNotFoundError(f"data_dir {args.data_dir} does not exist")
     from datasets_scripts.builders import write_video_manifest
 
     print(f"wrote {write_video_manifest(args.data_dir, video_dir=args.video_dir, num_proc=args.num_proc)}")
@@ -94,8 +155,11 @@ def _demo(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="siasamrea", description="SiaSamRea VideoQA (NeurIPS 2021): train, evaluate and ask questions about videos."
+        prog="siasamrea",
+        description="SiaSamRea VideoQA (NeurIPS 2021): train, evaluate and ask questions about videos.",
+        epilog="Errors are one line; --debug (or SIASAMREA_DEBUG=1) shows the traceback.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     predict = commands.add_parser("predict", help="answer a question about a video (anchor clip only by default)")
@@ -187,8 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+def _run(argv: list[str]) -> int | None:
     if argv[:1] == ["convert-clipbert"]:
         return _convert(argv[1:])
     parser = build_parser()
@@ -203,5 +266,39 @@ def main(argv: list[str] | None = None) -> None:
     return None
 
 
+def report_errors(run: Callable[[list[str]], object], argv: list[str], prog: str = "siasamrea",
+                  debug: bool = False) -> int:
+    """``run(argv)``, with an error printed as one line (``<prog>: error: <message>``) and returned as the exit
+    status: 2 for ``USER_ERRORS``, 1 for others (named by type); ``debug`` or SIASAMREA_DEBUG=1 re-raises it."""
+    debug = debug or os.environ.get("SIASAMREA_DEBUG", "") not in ("", "0")
+    try:
+        status = run(argv)
+        return status if isinstance(status, int) else 0
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if debug:
+            raise
+        message = " ".join(str(error).split("\n")).strip() or type(error).__name__
+        if isinstance(error, USER_ERRORS):
+            print(f"{prog}: error: {message}", file=sys.stderr)
+            return 2
+        print(f"{prog}: error: {type(error).__name__}: {message} (--debug shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `siasamrea` entry point; returns the exit status. ``--debug`` (before the command, or a bare flag anywhere)
+    shows tracebacks."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = [i for i, arg in enumerate(argv) if arg == "--debug" and (i == 0 or i + 1 == len(argv)
+                                                                       or argv[i + 1][:1] == "-")]
+    argv = [arg for i, arg in enumerate(argv) if i not in flags]  # a bare --debug: ours (the Trainer's takes a value)
+    return report_errors(_run, argv, debug=bool(flags))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

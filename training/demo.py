@@ -48,6 +48,7 @@ def run_demo(output_dir: str | Path = "demo_output", quick: bool = False, num_vi
     else:
         print(f"[2/5] training SiaSamRea ({CONFIG.name}) into {model_dir}")
         argv = [str(CONFIG), "--data_dir", str(data_dir), "--output_dir", str(model_dir), *FINAL_MODEL,
+                "--overwrite_output_dir", "true",  # whatever an unfinished demo left there
                 "--predictions_file", str(predictions), *(QUICK if quick else [])]
         metrics = run_videoqa.main(argv)
     print("[3/5] the final model on the held-out test split, anchor clip only")

@@ -9,9 +9,11 @@ ResNet and BERT checkpoints (`vision_model_name_or_path` + `text_model_name_or_p
 folder (`model_name_or_path`: e.g. after TGIF task pretraining, or a converted ClipBERT checkpoint).
 """
 
+import difflib
 import json
 import logging
 import os
+import shutil
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 import yaml
 from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
-from transformers.trainer_utils import IntervalStrategy, PredictionOutput, SaveStrategy, get_last_checkpoint
+from transformers.trainer_utils import IntervalStrategy, PredictionOutput, SaveStrategy
 
 from datasets_scripts import (
     DATASETS,
@@ -43,6 +45,13 @@ from modeling_siasamrea.image_processing_siasamrea import SiaSamReaImageProcesso
 from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
 from modeling_siasamrea.sampling import SiameseSampler
 from training.callbacks import SiameseLossWarmupCallback
+from training.checkpoints import (
+    TRAINER_STATE,
+    check_checkpoint,
+    checkpoint_step,
+    finished_run,
+    resumable_checkpoint,
+)
 from training.collator import SiaSamReaCollator
 from training.hub import push_folder_to_hub
 from training.model_card import SIAMESE_FIELDS, write_model_card
@@ -163,10 +172,18 @@ class SiaSamReaTrainingArguments(TrainingArguments):
     do_eval: bool = True
     learning_rate: float = field(default=5e-4, metadata={"help": "Paper: 5e-4 (ClipBERT fine-tuning used 5e-5)."})
     warmup_steps: float = field(default=0.1, metadata={"help": "Warm-up; a float < 1 is a fraction of the steps."})
-    eval_strategy: IntervalStrategy | str = "epoch"
+    eval_strategy: IntervalStrategy | str | None = field(
+        default=None, metadata={"help": "When to evaluate; default: as --save_strategy (steps: every --save_steps)."})
     save_strategy: SaveStrategy | str = "epoch"
     logging_steps: float = 10
-    load_best_model_at_end: bool = True
+    load_best_model_at_end: bool | None = field(
+        default=None,
+        metadata={"help": "Keep the best checkpoint as the final model; default: true where evaluation and saving "
+                          "happen together, else false (logged)."})
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train afresh in an output_dir that holds checkpoints or a finished run (they are removed) "
+                          "instead of resuming from it."})
     # set here: TrainingArguments would otherwise fill in "loss" before the task is known
     metric_for_best_model: str | None = field(
         default="accuracy", metadata={"help": "Which epoch is kept: accuracy (for TGIF count: mse, lower is better)."}
@@ -177,6 +194,36 @@ class SiaSamReaTrainingArguments(TrainingArguments):
         metadata={"help": "Examples per optimizer step over all processes (paper: 16 = 1 per GPU x 16 GPUs); "
                           "gradient_accumulation_steps is derived from it and the world size."},
     )
+
+    def __post_init__(self) -> None:
+        self.resolve_strategy_defaults()
+        super().__post_init__()
+
+    def resolve_strategy_defaults(self) -> None:
+        """Evaluation follows the save strategy unless set; the best checkpoint is kept where evaluation and saving
+        happen together (a mismatch the user set turns `load_best_model_at_end` off, with a log line)."""
+        save = SaveStrategy(self.save_strategy).value
+        if self.eval_strategy is None:
+            self.eval_strategy = save if save != SaveStrategy.BEST.value else IntervalStrategy.EPOCH.value
+            if save == SaveStrategy.STEPS.value and not self.eval_steps:
+                self.eval_steps = self.save_steps
+        if self.load_best_model_at_end is not None:
+            return
+        evaluation = IntervalStrategy(self.eval_strategy).value
+        steps = evaluation == save == IntervalStrategy.STEPS.value
+        if save == SaveStrategy.NO.value:
+            self.load_best_model_at_end = False  # no checkpoint to pick from
+        elif save != SaveStrategy.BEST.value and (save != evaluation or (steps and self.save_steps % (
+                self.eval_steps or self.logging_steps))):
+            self.load_best_model_at_end = False
+            every = {"steps": "every {:g} steps", "epoch": "every epoch", "no": "never"}
+            logger.warning("load_best_model_at_end is off: evaluation (%s) does not meet the checkpoints (%s), so "
+                           "the final model is the last step's; leave --eval_strategy unset (it follows "
+                           "--save_strategy) to keep the best checkpoint",
+                           every[evaluation].format(self.eval_steps or self.logging_steps),
+                           every[save].format(self.save_steps))
+        else:
+            self.load_best_model_at_end = True
 
     def apply_effective_batch_size(self) -> None:
         """Derive gradient accumulation so that per-device batch x processes x accumulation = effective_batch_size."""
@@ -198,24 +245,54 @@ class SiaSamReaTrainingArguments(TrainingArguments):
 START_KEYS = ("model_name_or_path", "vision_model_name_or_path", "text_model_name_or_path", "model_config")
 
 
+class ArgumentParser(HfArgumentParser):
+    """An invalid value is a ValueError naming the argument (one line from `siasamrea`), not a usage dump of every
+    Trainer argument."""
+
+    def error(self, message: str):
+        raise ValueError(message)
+
+
 def parse_args(argv: list[str]) -> tuple[ModelArguments, DataArguments, SiaSamReaTrainingArguments]:
-    """Arguments from an optional leading YAML/JSON file, overridden by `--key value` pairs after it."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, SiaSamReaTrainingArguments))
+    """Arguments from an optional leading YAML/JSON file, overridden by `--key value` pairs after it; an unknown key
+    (in the file or on the command line) is an error that names it and the nearest known ones."""
+    parser = ArgumentParser((ModelArguments, DataArguments, SiaSamReaTrainingArguments))
+    known = {action.dest for action in parser._actions}
     file_argv: list[str] = []
     if argv and argv[0].endswith((".yaml", ".yml", ".json")):
         cli_starts = any(arg.split("=")[0] == f"--{key}" for arg in argv[1:] for key in START_KEYS)
-        file_argv, argv = config_file_to_argv(argv[0], skip=START_KEYS if cli_starts else ()), argv[1:]
-    return parser.parse_args_into_dataclasses(args=file_argv + argv, look_for_args_file=False)
+        file_argv, argv = config_file_to_argv(argv[0], skip=START_KEYS if cli_starts else (), known=known), argv[1:]
+    *parsed, unknown = parser.parse_args_into_dataclasses(args=file_argv + argv, look_for_args_file=False,
+                                                          return_remaining_strings=True)
+    if unknown:
+        flags = [arg.split("=")[0].lstrip("-") for arg in unknown if arg.startswith("--")]
+        raise ValueError(f"unknown arguments {' '.join(unknown)}" + _nearest(flags[0] if flags else "", known))
+    return tuple(parsed)
 
 
-def config_file_to_argv(path: str, skip: tuple[str, ...] = ()) -> list[str]:
-    """`{key: value}` of a YAML or JSON file as `--key value` (lists spread, dicts as JSON), without `skip` keys."""
+def _nearest(key: str, known: set[str]) -> str:
+    """"; did you mean --x?" for the known argument names nearest to `key`, if any is near."""
+    close = difflib.get_close_matches(key, sorted(known), n=2)
+    return f"; did you mean {' or '.join(f'--{name}' for name in close)}?" if close else ""
+
+
+def config_file_to_argv(path: str, skip: tuple[str, ...] = (), known: set[str] | None = None) -> list[str]:
+    """`{key: value}` of a YAML or JSON file as `--key value` (lists spread, dicts as JSON), without `skip` keys;
+    with `known`, a key outside it is an error naming the file."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
-    with open(path) as f:
-        values = yaml.safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
+    with open(path, encoding="utf-8-sig") as f:
+        try:
+            values = yaml.safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
+        except (yaml.YAMLError, ValueError) as error:
+            raise ValueError(f"config file {path}: not valid {'YAML' if path.endswith(('.yaml', '.yml')) else 'JSON'} "
+                             f"({' '.join(str(error).split())})") from None
+    if not isinstance(values, dict | None):
+        raise ValueError(f"config file {path}: expected `key: value` lines, got a {type(values).__name__}")
     argv = []
     for key, value in (values or {}).items():
+        if known is not None and key not in known:
+            raise ValueError(f"config file {path}: unknown key {key!r}{_nearest(str(key), known)}")
         if value is None or key in skip:
             continue
         if isinstance(value, list):
@@ -468,6 +545,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     training_args.apply_effective_batch_size()
     if data_args.streaming and training_args.do_train and training_args.max_steps <= 0:
         raise ValueError("--streaming needs --max_steps: a stream of shards has no length to count epochs by")
+    checkpoint = None
+    if training_args.do_train:
+        finished = prepare_output_dir(training_args)
+        if finished is not None:
+            return finished
+        checkpoint = resume_point(training_args)
     predictions_file = data_args.predictions_file
     if predictions_file is None and training_args.do_predict:
         predictions_file = os.path.join(training_args.output_dir, f"predictions_{data_args.eval_split}.jsonl")
@@ -534,12 +617,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     eval_metrics: dict[str, float] = {}
     if training_args.do_train:
-        checkpoint = training_args.resume_from_checkpoint
-        if checkpoint is None and os.path.isdir(training_args.output_dir):
-            checkpoint = get_last_checkpoint(training_args.output_dir)
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_metrics("train", {**train_result.metrics, "replaced_videos": trainer.replaced_videos})
-        trainer.save_state()
     if predictions_file is not None:
         output = trainer.predict(eval_set, metric_key_prefix="eval")
         eval_metrics = output.metrics
@@ -553,15 +632,57 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     if training_args.do_train:
         trainer.save_model()  # every process takes part (FSDP / DeepSpeed shards); model, processor and pipeline code
-    if training_args.do_train and trainer.is_world_process_zero():
         final_dir = Path(training_args.output_dir)
-        write_model_card(final_dir, config, data_args.dataset_name, eval_metrics, training_args.hub_model_id,
-                         dataset_config=data_args.dataset_config, split=data_args.eval_split,
-                         base_model=model_args.model_name_or_path or model_args.vision_model_name_or_path)
-        if push:
+        if trainer.is_world_process_zero():
+            write_model_card(final_dir, config, data_args.dataset_name, eval_metrics, training_args.hub_model_id,
+                             dataset_config=data_args.dataset_config, split=data_args.eval_split,
+                             base_model=model_args.model_name_or_path or model_args.vision_model_name_or_path)
+        trainer.save_state()  # last: a trainer_state.json in output_dir says that the run finished (finished_run)
+        if push and trainer.is_world_process_zero():
             push_folder_to_hub(final_dir, training_args.hub_model_id, token=training_args.hub_token,
                                private=training_args.hub_private_repo)
     return eval_metrics
+
+
+def prepare_output_dir(args: SiaSamReaTrainingArguments) -> dict[str, float] | None:
+    """Before training: the saved evaluation metrics (or {}) of a finished run in `output_dir`, which is not trained
+    again (logged); with `overwrite_output_dir`, the checkpoints and the finished state found there are removed."""
+    output_dir = Path(args.output_dir)
+    if args.overwrite_output_dir:
+        with args.main_process_first(local=False, desc="clearing output_dir"):
+            stale = [path for path in [*sorted(output_dir.glob("checkpoint-*")), output_dir / TRAINER_STATE]
+                     if path.exists()]
+            if stale and args.should_save:
+                for path in stale:
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                logger.warning("overwrite_output_dir: removed %s from %s", ", ".join(p.name for p in stale), output_dir)
+        return None
+    state = finished_run(output_dir) if not args.resume_from_checkpoint else None
+    if state is None:
+        return None
+    logger.warning("%s holds a finished run (%s steps; its model is there): nothing to train. To train again pass "
+                   "--overwrite_output_dir true or another --output_dir; to train it further, --resume_from_checkpoint "
+                   "with one of its checkpoints and more steps", output_dir, state.get("global_step", "?"))
+    results = output_dir / "eval_results.json"
+    return json.loads(results.read_text()) if results.is_file() else {}
+
+
+def resume_point(args: SiaSamReaTrainingArguments) -> str | None:
+    """The checkpoint training resumes from: `resume_from_checkpoint` (checked), else the newest one in `output_dir`
+    that reads (`training.checkpoints`); logged with its step."""
+    if args.resume_from_checkpoint:
+        check_checkpoint(args.resume_from_checkpoint)
+        checkpoint = args.resume_from_checkpoint
+    elif args.overwrite_output_dir:
+        return None
+    else:
+        checkpoint = resumable_checkpoint(args.output_dir)
+    if checkpoint is not None:
+        logger.warning("resuming from %s at step %d", checkpoint, checkpoint_step(checkpoint))
+    return checkpoint
 
 
 def batch_keys(dataset: datasets.Dataset, sampler: SiameseSampler, batch_size: int) -> list | None:
@@ -602,4 +723,6 @@ def write_predictions(
 
 
 if __name__ == "__main__":
-    main()
+    from training.cli import report_errors
+
+    sys.exit(report_errors(main, sys.argv[1:], prog="run_videoqa.py"))
