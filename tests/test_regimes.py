@@ -86,3 +86,13 @@ def test_quick_regime_study_reports_paired_intervals_entropies_and_predictions(t
                                   "--out-dir", str(tmp_path / "b")])
     assert (tmp_path / "b" / "siamese_regimes_quick.md").read_text() == (out / "siamese_regimes_quick.md").read_text()
     assert again["summary"]["evidence"]["structured"]["difference_accuracy"] == d
+    # a stopped study: --logged-only trains nothing and names the runs it lacks
+    log = tmp_path / "work" / "runs.jsonl"
+    lines = [line for line in log.read_text().splitlines() if '"smoothed", "seed": 1' not in line]
+    log.write_text("\n".join(lines) + "\n")
+    stopped = siamese_regimes.main(["--scale", "quick", "--workers", "1", "--resume", "--logged-only", *args,
+                                    "--out-dir", str(tmp_path / "c")])
+    assert stopped["not_run"] == [["rows", "evidence", "smoothed", 1]]
+    assert stopped["summary"]["evidence"]["smoothed"]["seeds"] == [0]
+    assert stopped["summary"]["evidence"]["structured"]["difference_accuracy"] == d
+    assert "stopped before 1 planned runs" in (tmp_path / "c" / "siamese_regimes_quick.md").read_text()
