@@ -367,13 +367,19 @@ def run_study(args: argparse.Namespace) -> dict[str, Any]:
               for seed in spec.get("seeds_of", {}).get(row, spec["seeds"])]
     key = lambda task: (task["phase"], task["variant"], task["row"], task["seed"])  # noqa: E731
     missing = [list(key(task)) for task in tasks if key(task) not in done]
-    if args.logged_only:  # a stopped study: report the runs it finished, and name the others
+    extra = []
+    if args.logged_only:  # a stopped study: report the runs it finished, name the others, add logged extra seeds
+        planned = {key(task) for task in tasks}
+        extra = sorted(k for k in done if k[0] == "rows" and k[1] in s["regimes"] and k[2] in s["regimes"][k[1]]["rows"]
+                       and k not in planned)
         tasks = [task for task in tasks if key(task) in done]
+        tasks += [_task(s, regime, row, seed, "rows", data_dirs[regime], work, checkpoint, args.device)
+                  for _, regime, row, seed in extra]
     runs = _parallel(tasks, args.workers, log, done)
     results = {"machine": machine(), "settings": s, "evidence": ev, "pretrained": pretrained, "knowledge": knowledge,
                "runs": runs, "wall_seconds": time.perf_counter() - start,
                "core_seconds": sum(r["seconds"] for r in runs) + pretrained["seconds"], "resumed_runs": len(done),
-               "not_run": missing if args.logged_only else []}
+               "not_run": missing if args.logged_only else [], "beyond_plan": [list(k) for k in extra]}
     results["summary"] = summarize(results)
     return results
 
@@ -421,7 +427,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         sees = results["evidence"][regime]["test_sees"]
         runs = {(r["row"], r["seed"]): r for r in results["runs"] if r["variant"] == regime and r["phase"] == "rows"}
         outcomes = {key: run_outcomes(run, sees) for key, run in runs.items()}
-        base_seeds = [seed for seed in spec["seeds"] if ("baseline", seed) in runs]
+        base_seeds = sorted(seed for row, seed in runs if row == "baseline")
         regime_summary = {}
         for row in spec["rows"]:
             seeds = [seed for seed in base_seeds if (row, seed) in runs]
@@ -482,9 +488,16 @@ def to_markdown(results: dict[str, Any]) -> str:
                if results.get("resumed_runs") else "") + "; run times were measured with other processes on the "
             "cores).\n"]
     if results.get("not_run"):
-        text.append(f"**The study was stopped before {len(results['not_run'])} planned runs** (CPU time): "
-                    + ", ".join(f"{regime} {row} seed {seed}" for _, regime, row, seed in results["not_run"])
+        grouped: dict[str, list[int]] = {}
+        for phase, regime, row, seed in results["not_run"]:
+            grouped.setdefault(f"{regime} {row}" + (" (curve)" if phase == "curves" else ""), []).append(seed)
+        text.append(f"**The study was stopped before {len(results['not_run'])} of its planned runs** (CPU time): "
+                    + "; ".join(f"{name} seeds {', '.join(map(str, seeds))}" for name, seeds in grouped.items())
                     + ". The tables use the runs that finished, paired by seed.\n")
+    if results.get("beyond_plan"):
+        text.append(f"{len(results['beyond_plan'])} runs on seeds beyond the plan are included: "
+                    + ", ".join(f"{regime} {row} seed {seed}" for _, regime, row, seed in results["beyond_plan"])
+                    + ".\n")
     text += _knowledge_markdown(results["knowledge"])
     for regime, rows in results["summary"].items():
         ev = results["evidence"][regime]
@@ -514,8 +527,8 @@ def to_markdown(results: dict[str, Any]) -> str:
             under = next((epoch for epoch, loss in train if loss < floor), None)
             text.append(f"Curve of the {run['row']} row (seed {run['seed']}, {len(held)} evaluations on the "
                         f"{s['data']['splits']['val']} validation questions): held-out accuracy peaks at "
-                        f"{100 * peak[1]:.1f}% (epoch {peak[0]:.0f}) and ends at {100 * held[-1][1]:.1f}%; its training "
-                        f"loss ends at {train[-1][1]:.3f} and "
+                        f"{100 * peak[1]:.1f}% (epoch {peak[0]:.0f}) and ends at {100 * held[-1][1]:.1f}%; its "
+                        f"training loss ends at {train[-1][1]:.3f} and "
                         + (f"first falls under the floor at epoch {under:.1f}." if under is not None
                            else "never falls under the floor.") + "\n")
         table = []

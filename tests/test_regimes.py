@@ -95,4 +95,4 @@ def test_quick_regime_study_reports_paired_intervals_entropies_and_predictions(t
     assert stopped["not_run"] == [["rows", "evidence", "smoothed", 1]]
     assert stopped["summary"]["evidence"]["smoothed"]["seeds"] == [0]
     assert stopped["summary"]["evidence"]["structured"]["difference_accuracy"] == d
-    assert "stopped before 1 planned runs" in (tmp_path / "c" / "siamese_regimes_quick.md").read_text()
+    assert "stopped before 1 of its planned runs" in (tmp_path / "c" / "siamese_regimes_quick.md").read_text()
