@@ -160,11 +160,16 @@ def _argv(switches: dict[str, Any]) -> list[str]:
 
 
 def train_run(task: dict[str, Any]) -> dict[str, Any]:
-    """One run of ``run_videoqa.main``: fine-tune (or pretrain) with the row's switches, evaluate once on test."""
+    """One run of ``run_videoqa.main``: fine-tune (or pretrain) with the row's switches, evaluate once on test.
+
+    With ``task["predictions"]`` the result keeps every test question's ``video_id``, ``correct`` and ``label_score``
+    (the probability of the true answer); with ``task["history"]`` the Trainer's logs (training terms, evaluations)."""
     from training import run_videoqa
 
     s, out = task["settings"], Path(task["output_dir"])
     start = time.perf_counter()
+    if task.get("predictions"):
+        task = {**task, "extra": [*task["extra"], "--predictions_file", str(out / "predictions.jsonl")]}
     argv = [str(CONFIG), "--data_dir", task["data_dir"], "--output_dir", str(out), "--seed", str(task["seed"]),
             "--num_frames", str(s["num_frames"]), "--max_image_size", str(s["data"]["image_size"]),
             "--per_device_train_batch_size", str(task["schedule"]["batch_size"]),
@@ -184,6 +189,15 @@ def train_run(task: dict[str, Any]) -> dict[str, Any]:
                                                       "knowledge_entropy")},
         "seconds": time.perf_counter() - start,
     }
+    if task.get("history"):
+        result["history"] = [{k: v for k, v in entry.items() if not k.startswith(("eval_runtime", "eval_samples",
+                                                                                  "eval_steps", "train_"))}
+                             for entry in history]
+    if task.get("predictions"):
+        lines = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        result["predictions"] = {"video_id": [line["video_id"] for line in lines],
+                                 "correct": [int(line["correct"]) for line in lines],
+                                 "label_score": [line["label_score"] for line in lines]}
     if task.get("keep"):
         return result
     shutil.rmtree(out, ignore_errors=True)

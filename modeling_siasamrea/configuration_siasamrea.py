@@ -10,13 +10,14 @@ TASKS = tuple(TASK_TYPES)
 KNOWLEDGE_MODES = ("similarity", "average")
 # where the soft label Q comes from (docs/design.md, "Siamese knowledge reasoning"): Eq. 5 with learnable W1, W2; the
 # anchor's own row of the propagated predictions (BAKE's per-sample soft label); Eq. 5 with W1, W2 starting on the
-# anchor
-SOFT_LABEL_SOURCES = ("eq5", "anchor_row", "eq5_anchor_init")
+# anchor; the knows-nothing control of studies, the label smoothed by `siamese_label_smoothing` (no siamese knowledge)
+SOFT_LABEL_SOURCES = ("eq5", "anchor_row", "eq5_anchor_init", "smoothed_label")
 # how far predictions propagate through Â: one step (Eq. 3-4) or to BAKE's fixed point (1 - ω)(I - ωÂ)^-1 P
 PROPAGATIONS = ("one_step", "closed_form")
 # Named settings of the siamese objective: `siamese_preset` gives every field listed here that a config leaves unset
-# (None). "paper" is the paper read literally (docs/design.md); the default is the one the paired study supports
-# (benchmarks/results/siamese_study.md).
+# (None). "paper" is the paper read literally (docs/design.md) and the default for fidelity to the paper, not because
+# a study supports it: no study in benchmarks/results/ has shown a setting that beats the no-siamese baseline (README
+# §7 says what each one could detect), so no other preset has earned a place.
 SIAMESE_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "siamese_loss_weight": 1.0,
@@ -70,7 +71,12 @@ class SiaSamReaConfig(PreTrainedConfig):
         siamese_omega (`float`, *optional*, defaults to 0.5):
             ω of Eq. 5, mixing the propagated predictions (ÂP) and the plain predictions (P) into the soft label Q.
         siamese_temperature (`float`, *optional*, defaults to 1.0):
-            Temperature dividing the cosine similarities before the row softmax of Eq. 2 (the paper uses 1).
+            Temperature dividing the cosine similarities before the row softmax of Eq. 2 (the paper uses 1). At 1 the
+            rows of Â are near uniform for nearby clips (cosines near 1; docs/design.md gives measured entropies); a
+            lower temperature, with `siamese_feature_centering`, gives Â structure.
+        siamese_feature_centering (`bool`, *optional*, defaults to `False`):
+            Subtract the mean clip-text feature of the clip set before Eq. 1's ℓ2-normalisation, so the cosines
+            compare what differs between a video's clips rather than what they share (not in the paper).
         siamese_knowledge (`str`, *optional*, defaults to `"similarity"`):
             `"similarity"`: Â from feature similarities (Eq. 1-2). `"average"`: Â(i, j) = 1/(N-1) for j != i, the
             "w/ SKR" ablation of Table 1.
@@ -90,7 +96,11 @@ class SiaSamReaConfig(PreTrainedConfig):
             Where Q comes from. `"eq5"`: Q = ω·W1 Â P + (1 − ω)·W2 P with W1, W2 over the N clips (the paper).
             `"anchor_row"`: Q = ω·Â(0, :) P + (1 − ω)·p_anchor, the anchor's own row (BAKE's per-sample soft label;
             no W1, W2). `"eq5_anchor_init"`: Eq. 5 with W1 and W2 starting with weight 0.9 on the anchor. With W1
-            uniform Eq. 5 weighs clip j by a column mean of Â, about 1/N whatever Â is (docs/design.md).
+            uniform Eq. 5 weighs clip j by a column mean of Â, about 1/N when Â is near uniform (docs/design.md).
+            `"smoothed_label"`: a control for studies, not a reading of the paper: Q = (1 − ε)·onehot(label) + ε/K
+            with ε = `siamese_label_smoothing`, a soft label that knows nothing beyond the label.
+        siamese_label_smoothing (`float`, *optional*, defaults to 0.1):
+            ε of `siamese_soft_label="smoothed_label"` (unused otherwise).
         siamese_propagation (`str`, *optional*, defaults to the preset's, `"one_step"` in `"paper"`):
             `"one_step"`: Â P of Eq. 3-4. `"closed_form"`: Â propagates BAKE's fixed point Q∞ = (1 − ω)(I − ωÂ)⁻¹P
             of Q∞ = ωÂQ∞ + (1 − ω)P instead of P (needs ω < 1); with `"anchor_row"`, Q = Q∞(0, :) exactly.
@@ -128,6 +138,7 @@ class SiaSamReaConfig(PreTrainedConfig):
     siamese_loss_weight: float | None = None
     siamese_omega: float = 0.5
     siamese_temperature: float = 1.0
+    siamese_feature_centering: bool = False
     siamese_knowledge: str = "similarity"
     siamese_projection: bool = False
     learnable_clip_weights: bool = True
@@ -136,6 +147,7 @@ class SiaSamReaConfig(PreTrainedConfig):
     siamese_soft_label: str | None = None
     siamese_propagation: str | None = None
     siamese_loss_weight_warmup: float | None = None
+    siamese_label_smoothing: float = 0.1
     vision_frozen_batchnorm: bool = True
     max_grid_row_position_embeddings: int = 100
     max_grid_col_position_embeddings: int = 100
@@ -255,6 +267,10 @@ class SiaSamReaConfig(PreTrainedConfig):
                 self.siamese_propagation != "closed_form" or self.siamese_omega < 1.0,
                 f"siamese_propagation='closed_form' needs siamese_omega < 1 (I - ωÂ is singular at ω = 1), "
                 f"got {self.siamese_omega}",
+            ),
+            (
+                0.0 <= self.siamese_label_smoothing <= 1.0,
+                f"siamese_label_smoothing must be in [0, 1], got {self.siamese_label_smoothing}",
             ),
             (
                 0.0 <= self.siamese_loss_weight_warmup <= 1.0,

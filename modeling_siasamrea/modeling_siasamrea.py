@@ -495,7 +495,7 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         """
         head, temperature = self.siamese_head, self.config.siamese_distillation_temperature
         knowledge = head.knowledge(features.detach())
-        soft_labels = head.soft_label(knowledge, task_type.predictions(scores.detach() / temperature))
+        soft_labels = head.soft_label(knowledge, task_type.predictions(scores.detach() / temperature), labels)
         if self.config.siamese_clips_supervised:  # every clip also learns from the ground truth
             gt_scores, gt_labels = scores.flatten(0, 1), labels.repeat_interleave(scores.shape[1])
         else:
@@ -513,7 +513,7 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         loss = terms["loss_gt"] + head.loss_weight() * terms["loss_siamese"]
         if head.learns_from_ground_truth:
             if temperature != 1.0:
-                soft_labels = head.soft_label(knowledge, task_type.predictions(scores.detach()))
+                soft_labels = head.soft_label(knowledge, task_type.predictions(scores.detach()), labels)
             terms["loss_clip_weights"] = task_type.soft_label_target_loss(soft_labels, labels)
             loss = loss + terms["loss_clip_weights"]
         terms["loss"] = loss

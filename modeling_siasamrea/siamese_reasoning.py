@@ -11,15 +11,22 @@ from .configuration_siasamrea import SiaSamReaConfig
 logger = logging.get_logger(__name__)
 
 
-def siamese_knowledge_generation(features: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def siamese_knowledge_generation(
+    features: torch.Tensor, temperature: float = 1.0, center: bool = False
+) -> torch.Tensor:
     """Siamese knowledge Â of N clip-text features (Eq. 1-2).
 
-    A(i, j) = σ(f_i)ᵀ σ(f_j) with σ the ℓ2-normalisation (Eq. 1); the diagonal is discarded and each row is
+    A(i, j) = σ(F(f_i))ᵀ σ(F(f_j)) with σ the ℓ2-normalisation (Eq. 1); the diagonal is discarded and each row is
     softmax-normalised over j != i (Eq. 2), so Â(i, i) = 0 exactly and every row sums to 1.
 
+    Nearby clips have nearly identical features, so their cosines all lie near 1 and a softmax at temperature 1 (whose
+    largest possible ratio between two entries is e²) gives rows near uniform. `center` takes F(f_i) = f_i − mean_j f_j
+    over the clip set: the cosines then compare what differs between the clips and spread over [−1, 1].
+
     Args:
-        features: `(..., N, D)` clip-text features, N >= 2.
+        features: `(..., N, D)` clip-text features, N >= 2 (already through a learned F, if any).
         temperature: similarities are divided by it before the softmax (1 in the paper).
+        center: subtract the clip set's mean feature before the ℓ2-normalisation (not in the paper).
 
     Returns:
         `(..., N, N)` row-stochastic matrix with a zero diagonal.
@@ -27,6 +34,8 @@ def siamese_knowledge_generation(features: torch.Tensor, temperature: float = 1.
     num_clips = features.shape[-2]
     if num_clips < 2:
         raise ValueError(f"siamese knowledge needs at least 2 clips, got features of shape {tuple(features.shape)}")
+    if center:
+        features = features - features.mean(dim=-2, keepdim=True)  # (..., N, D) - (..., 1, D)
     normalized = nn.functional.normalize(features, dim=-1)
     # (..., N, D) @ (..., D, N) -> (..., N, N)
     similarity = normalized @ normalized.transpose(-1, -2) / temperature
@@ -83,7 +92,8 @@ def siamese_knowledge_reasoning(
     """Soft label Q = ω·W1 Â P + (1 − ω)·W2 P (Eq. 4-5).
 
     W1 weighs the rows of Â P, so ω·W1 Â P = ω·Σ_j c_j p_j with c_j = Σ_i W1_i Â(i, j): with W1 uniform, c_j is a
-    column mean of Â, about 1/N for any row-softmaxed Â, and Q hardly depends on Â.
+    column mean of Â. That is about 1/N when Â is near uniform (nearby clips at Eq. 2's temperature 1), and then Q
+    hardly depends on Â; a sharp, non-symmetric Â has column means far from 1/N.
 
     Args:
         knowledge: `(..., N, N)` siamese knowledge Â.
@@ -117,6 +127,23 @@ def anchor_soft_label(propagated: torch.Tensor, probs: torch.Tensor, omega: floa
     return omega * propagated[..., 0, :] + (1.0 - omega) * probs[..., 0, :]
 
 
+def smoothed_label(labels: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
+    """The knows-nothing control for Q (not in the paper): (1 − ε)·onehot(y) + ε/K, a soft label with no information
+    beyond the label, whose entropy a study matches to the siamese Q's.
+
+    Args:
+        labels: `(batch,)` class ids (answers or choices); -100 (unlabelled) gives the uniform distribution.
+        num_classes: K.
+        smoothing: ε in [0, 1].
+
+    Returns:
+        `(batch, K)` soft labels.
+    """
+    onehot = nn.functional.one_hot(labels.clamp_min(0), num_classes).float()
+    onehot = torch.where(labels[:, None] >= 0, onehot, torch.full_like(onehot, 1.0 / num_classes))
+    return (1.0 - smoothing) * onehot + smoothing / num_classes
+
+
 # "eq5_anchor_init": W1 and W2 start with this weight on the anchor (the rest spread evenly), i.e. near BAKE's
 # per-sample soft label; a one-hot start would saturate their softmax and stop them from learning
 ANCHOR_INIT_WEIGHT = 0.9
@@ -143,7 +170,7 @@ class SiameseKnowledgeHead(nn.Module):
                            "(num_siamese_clips=%d, siamese_knowledge=%r)", config.num_siamese_clips,
                            config.siamese_knowledge)
         self.projection = nn.Linear(config.hidden_size, config.hidden_size) if uses_projection else None
-        self.uses_clip_weights = config.siamese_soft_label != "anchor_row"
+        self.uses_clip_weights = config.siamese_soft_label not in ("anchor_row", "smoothed_label")
         if config.learnable_clip_weights and siamese and self.uses_clip_weights:
             self.clip_weight_logits = nn.Parameter(torch.zeros(2, config.num_clips))
         else:  # fixed W1, W2; with one clip (no siamese clips) or the anchor's row there is nothing to weigh
@@ -193,12 +220,19 @@ class SiameseKnowledgeHead(nn.Module):
         if self.projection is not None:
             features = self.projection(features)
         clip_features = features.flatten(2)  # (b, N, h) or, with choices, (b, N, choices * h)
-        return siamese_knowledge_generation(clip_features, self.config.siamese_temperature)
+        return siamese_knowledge_generation(clip_features, self.config.siamese_temperature,
+                                            center=self.config.siamese_feature_centering)
 
-    def soft_label(self, knowledge: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    def soft_label(self, knowledge: torch.Tensor, probs: torch.Tensor,
+                   labels: torch.Tensor | None = None) -> torch.Tensor:
         """Q `(batch, K)` from Â `(batch, N, N)` and predictions P `(batch, N, K)`, as `config.siamese_soft_label`
-        and `config.siamese_propagation` say."""
+        and `config.siamese_propagation` say (`"smoothed_label"`, the knows-nothing control, needs `labels`)."""
         num_clips, omega = probs.shape[1], self.config.siamese_omega
+        if self.config.siamese_soft_label == "smoothed_label":
+            if labels is None or probs.shape[-1] < 2:
+                raise ValueError("siamese_soft_label='smoothed_label' needs the labels of a task with classes "
+                                 "(open-ended or multiple choice), not of the count task")
+            return smoothed_label(labels, probs.shape[-1], self.config.siamese_label_smoothing).to(probs.dtype)
         if num_clips != self.config.num_clips:
             raise ValueError(
                 f"the clip weights W1, W2 were built for N = {self.config.num_clips} clips "
@@ -227,4 +261,5 @@ __all__ = [
     "propagate_siamese_knowledge",
     "siamese_knowledge_generation",
     "siamese_knowledge_reasoning",
+    "smoothed_label",
 ]

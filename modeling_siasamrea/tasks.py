@@ -126,12 +126,13 @@ class TaskType:
 
     def record(self, scores: torch.Tensor, row: dict[str, Any], label: int, id2label: dict[int, str] | None,
                unreadable: bool) -> dict[str, Any]:
-        """`prediction`, `score`, `label` and `correct` of one question for a predictions file."""
+        """`prediction`, `score`, `label`, `label_score` (the probability given to the true answer; None when it is
+        outside the vocabulary) and `correct` of one question for a predictions file."""
         probs = scores.softmax(-1)
         index = int(probs.argmax())
         prediction = row["choices"][index] if self.takes_choices else id2label[index]
         return {"prediction": prediction, "score": float(probs[index]), "label": row["answer"],
-                "correct": index == label}
+                "label_score": float(probs[label]) if 0 <= label < len(probs) else None, "correct": index == label}
 
 
 class OpenEnded(TaskType):

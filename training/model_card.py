@@ -12,6 +12,7 @@ SIAMESE_FIELDS = (
     "siamese_loss_weight",
     "siamese_omega",
     "siamese_temperature",
+    "siamese_feature_centering",
     "siamese_knowledge",
     "siamese_projection",
     "learnable_clip_weights",
@@ -20,6 +21,7 @@ SIAMESE_FIELDS = (
     "siamese_soft_label",
     "siamese_propagation",
     "siamese_loss_weight_warmup",
+    "siamese_label_smoothing",
 )
 # The Hub has no video-question-answering pipeline tag; VQA is the closest one it knows (answers from a vocabulary).
 PIPELINE_TAG = "visual-question-answering"

@@ -82,6 +82,8 @@ class ModelArguments:
     siamese_loss_weight: float | None = field(default=None, metadata={"help": "alpha of Eq. 8 (paper: 1.0)."})
     siamese_omega: float | None = field(default=None, metadata={"help": "omega of Eq. 5 (paper: 0.5)."})
     siamese_temperature: float | None = field(default=None, metadata={"help": "Temperature of Eq. 2 (paper: 1)."})
+    siamese_feature_centering: bool | None = field(
+        default=None, metadata={"help": "Centre the clip-text features over the clip set before Eq. 1 (paper: no)."})
     siamese_knowledge: str | None = field(default=None, metadata={"help": "'similarity' or 'average'."})
     siamese_projection: bool | None = field(default=None, metadata={"help": "Learnable projection F in Eq. 1."})
     learnable_clip_weights: bool | None = field(default=None, metadata={"help": "Learn W1, W2 of Eq. 5."})
@@ -89,7 +91,10 @@ class ModelArguments:
     siamese_distillation_temperature: float | None = field(
         default=None, metadata={"help": "Distillation temperature T of P and the anchor in L_siamese (paper: 1)."})
     siamese_soft_label: str | None = field(
-        default=None, metadata={"help": "Q from 'eq5' (paper), 'anchor_row' (BAKE) or 'eq5_anchor_init'."})
+        default=None, metadata={"help": "Q from 'eq5' (paper), 'anchor_row' (BAKE), 'eq5_anchor_init' or the "
+                                         "control 'smoothed_label'."})
+    siamese_label_smoothing: float | None = field(
+        default=None, metadata={"help": "epsilon of siamese_soft_label='smoothed_label'."})
     siamese_propagation: str | None = field(default=None, metadata={"help": "'one_step' (paper) or 'closed_form'."})
     siamese_loss_weight_warmup: float | None = field(
         default=None, metadata={"help": "Fraction of training over which alpha rises from 0 (paper: 0)."})
@@ -699,9 +704,10 @@ def batch_keys(dataset: datasets.Dataset, sampler: SiameseSampler, batch_size: i
 def write_predictions(
     path: str | os.PathLike, rows: datasets.Dataset, output: PredictionOutput, config: SiaSamReaConfig
 ) -> Path:
-    """One JSON line per question of `rows` (the evaluated split, in its order): `question_id`, `task` (joint
-    models), `answer_type`, `prediction` (answer, choice text or rounded count), `score` (its probability; the raw
-    count), `label` (the true answer, choice or count), `correct` and `unreadable` (its video could not be decoded)."""
+    """One JSON line per question of `rows` (the evaluated split, in its order): `question_id`, `video_id`, `task`
+    (joint models), `answer_type`, `prediction` (answer, choice text or rounded count), `score` (its probability; the
+    raw count), `label` (the true answer, choice or count), `label_score` (the true answer's or choice's probability;
+    not for count), `correct` and `unreadable` (its video could not be decoded)."""
     fields = dict(zip(EVAL_FIELDS, (np.asarray(ids) for ids in output.label_ids)))
     scores = torch.from_numpy(np.asarray(output.predictions)).float()
     if len(scores) != len(rows):
@@ -714,9 +720,12 @@ def write_predictions(
             unreadable = bool(fields["unreadable"][i])
             record = config.task_type(task).record(scores[i, : fields["num_scores"][i]], row, int(fields["labels"][i]),
                                                    config.answers(task), unreadable)
-            line = {"question_id": row["question_id"], **({"task": task} if task else {}),
+            line = {"question_id": row["question_id"], **({"video_id": row["video_id"]} if "video_id" in row else {}),
+                    **({"task": task} if task else {}),
                     "answer_type": row["answer_type"], **record, "unreadable": unreadable}
             line["score"], line["correct"] = round(line["score"], 6), bool(line["correct"])
+            if line.get("label_score") is not None:
+                line["label_score"] = round(line["label_score"], 6)
             f.write(json.dumps(line) + "\n")
     logger.warning("wrote %d predictions to %s", len(rows), path)
     return path
