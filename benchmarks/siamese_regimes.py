@@ -485,13 +485,13 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"of ln {NUM_SIAMESE} = {math.log(NUM_SIAMESE):.3f} for a uniform row.\n",
             f"Wall time {results['wall_seconds'] / 60:.1f} min ({results['core_seconds'] / 60:.0f} core-min of runs"
             + (f"; {results['resumed_runs']} runs reused from a stopped invocation by --resume"
-               if results.get("resumed_runs") else "") + "; run times were measured with other processes on the "
-            "cores).\n"]
+               if results.get("resumed_runs") else "") + ")."
+            + (" Run times were measured with other processes on the cores." if s["scale"] == "cpu" else "") + "\n"]
     if results.get("not_run"):
         grouped: dict[str, list[int]] = {}
         for phase, regime, row, seed in results["not_run"]:
             grouped.setdefault(f"{regime} {row}" + (" (curve)" if phase == "curves" else ""), []).append(seed)
-        text.append(f"**The study was stopped before {len(results['not_run'])} of its planned runs** (CPU time): "
+        text.append(f"**The study was stopped before {len(results['not_run'])} of its planned runs** (the time available): "
                     + "; ".join(f"{name} seeds {', '.join(map(str, seeds))}" for name, seeds in grouped.items())
                     + ". The tables use the runs that finished, paired by seed.\n")
     if results.get("beyond_plan"):
