@@ -15,6 +15,7 @@ from test_video_io import GIF_DURATIONS, gif_frames, write_gif
 from transformers import BertTokenizer
 
 from benchmarks._common import natural_clip
+from benchmarks.bench_gpu import test_jpegs as bench_jpegs
 from datasets_scripts import VideoQATransform, load_videoqa, make_synthetic_videoqa
 from datasets_scripts.streaming import INDEX_FILE, check_frame_size, pack_videoqa
 from datasets_scripts.transcode import FRAMES_FILE, transcode_dataset
@@ -145,17 +146,21 @@ class _Decoder(JpegDecoder):
         return [torch.tensor(video_io.decode_jpeg(image, decoder=self.library)).permute(2, 0, 1) for image in images]
 
 
-def test_the_gpu_decoder_gives_the_cpu_decoders_frames(packed):
+def test_the_gpu_decoder_gives_the_cpu_decoders_frames():
+    """nvJPEG upsamples the 4:2:0 chroma differently from libjpeg-turbo: on an H200, on bench_gpu's 448x252 frames,
+    the pixels differ by 0.14 levels on average (up to 46 at saturated colour edges); on 64x48 frames the mean was
+    above 1 (edges are a larger share of a tiny frame)."""
     try:
         decoder = TorchvisionJpegDecoder()
     except Exception as error:  # the registry's torchvision wheels are CUDA builds that need a CUDA torch
         pytest.skip(f"torchvision.io does not import here ({type(error).__name__}: {error})")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
-    jpegs, _ = read_jpeg_frames(packed[0], np.arange(37)[None])
+    jpegs = bench_jpegs(16, 252, 448)
     on_gpu = torch.stack(decoder(jpegs, "cuda")).cpu().float()
     on_cpu = torch.stack(JpegDecoder()(jpegs)).float()
-    assert (on_gpu - on_cpu).abs().mean() < 1 and (on_gpu - on_cpu).abs().max() <= 8
+    assert on_gpu.shape == on_cpu.shape == (16, 3, 252, 448)
+    assert (on_gpu - on_cpu).abs().mean() < 0.5
 
 
 # ---------------------------------------------------------------------------------------------- datasets
