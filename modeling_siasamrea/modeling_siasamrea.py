@@ -95,6 +95,15 @@ class SiaSamReaPreTrainedModel(PreTrainedModel):
             attn_implementation = {"": attn_implementation, "text_config": attn_implementation}
         super().set_attn_implementation(attn_implementation, allow_all_kernels=allow_all_kernels)
 
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> "SiaSamReaPreTrainedModel":
+        """`PreTrainedModel.from_pretrained` with the Hub's kernels off unless asked for (`use_kernels=True`): by default
+        transformers swaps layers for kernels downloaded from the Hub when the model runs on CUDA, which fails offline
+        (`HF_HUB_OFFLINE=1`, clusters without internet: "kernels-community/activation is not available in the local
+        cache") and makes numerics depend on what was downloaded."""
+        kwargs.setdefault("use_kernels", False)
+        return super().from_pretrained(*args, **kwargs)
+
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
         """`PreTrainedModel.save_pretrained`, and the folder loads as a `video-question-answering` pipeline too (with
         `trust_remote_code=True` and a saved processor): the config names the pipeline, and because this method

@@ -388,3 +388,11 @@ def test_dense_aggregation_of_clip_logits():
     torch.testing.assert_close(aggregate_clip_logits(clip_logits, "lse"), clip_logits.logsumexp(1))
     with pytest.raises(ValueError, match="aggregation must be one of"):
         aggregate_clip_logits(clip_logits, "median")
+
+
+def test_a_loaded_model_uses_no_hub_kernels_unless_asked(tmp_path):
+    """Hub kernels are fetched at run time on CUDA: offline (HF_HUB_OFFLINE=1) that fails, so loading keeps them off."""
+    model_for("open_ended").save_pretrained(tmp_path)
+    assert not SiaSamReaForVideoQuestionAnswering.from_pretrained(tmp_path).use_kernels
+    assert not AutoModel.from_pretrained(tmp_path).use_kernels
+    assert SiaSamReaForVideoQuestionAnswering.from_pretrained(tmp_path, use_kernels=True).use_kernels
