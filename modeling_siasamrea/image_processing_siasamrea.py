@@ -170,19 +170,13 @@ class SiaSamReaImageProcessor(PilBackend):
                 "All videos of a batch need the same (num_clips, num_frames); "
                 f"got {[tuple(video.shape[:2]) for video in images]}."
             )
-        resized = []
-        for video in images:
-            height, width = video.shape[2:4]
-            new_height, new_width = scaled_frame_size(height, width, max_image_size)
-            # (clips, frames, H, W, 3) -> (clips, frames, 3, H, W): one interpolate call for all frames
-            frames = video.permute(0, 1, 4, 2, 3).float()
-            if (new_height, new_width) != (height, width):
-                mode = INTERPOLATION_MODES[resample]
-                frames = F.interpolate(frames.flatten(0, 1), size=(new_height, new_width), mode=mode,
-                                       align_corners=None if mode == "nearest" else False).unflatten(0, frames.shape[:2])
-            resized.append(pad_and_normalize(frames, max_image_size, channel_order,
-                                             rescale_factor if do_rescale else 1.0,
-                                             image_mean if do_normalize else None, image_std if do_normalize else None))
+        scale = rescale_factor if do_rescale else 1.0
+        mean, std = (image_mean, image_std) if do_normalize else (None, None)
+        resized = [  # (clips, frames, H, W, 3) -> (clips * frames, 3, H, W) -> (clips * frames, 3, S, S) -> (clips, ...)
+            resize_and_normalize(video.permute(0, 1, 4, 2, 3).flatten(0, 1), max_image_size, resample, channel_order,
+                                 scale, mean, std).unflatten(0, video.shape[:2])
+            for video in images
+        ]
         return BatchFeature(data={"pixel_values": torch.stack(resized).numpy()}, tensor_type=return_tensors)
 
     def pixel_values_from_frames(self, frames: torch.Tensor) -> torch.Tensor:
@@ -197,6 +191,27 @@ class SiaSamReaImageProcessor(PilBackend):
                                  self.rescale_factor if self.do_rescale else 1.0,
                                  self.image_mean if self.do_normalize else None,
                                  self.image_std if self.do_normalize else None)
+
+
+def resize_and_normalize(
+    frames: torch.Tensor,
+    size: int,
+    resample: PILImageResampling | int,
+    channel_order: str,
+    scale: float,
+    mean: float | tuple[float, ...] | None,
+    std: float | tuple[float, ...] | None,
+) -> torch.Tensor:
+    """`(n, 3, H, W)` RGB frames (any dtype) → float32 `(n, 3, size, size)`: resized (one `interpolate` call for all)
+    so that the longer side is `size`, aspect ratio kept, then `pad_and_normalize`."""
+    height, width = frames.shape[-2:]
+    new_height, new_width = scaled_frame_size(height, width, size)
+    frames = frames.float()
+    if (new_height, new_width) != (height, width):
+        mode = INTERPOLATION_MODES[resample]
+        frames = F.interpolate(frames, size=(new_height, new_width), mode=mode,
+                               align_corners=None if mode == "nearest" else False)
+    return pad_and_normalize(frames, size, channel_order, scale, mean, std)
 
 
 def pad_and_normalize(
@@ -223,4 +238,4 @@ def pad_and_normalize(
     return padded.mul_(scale / std).sub_(mean / std)
 
 
-__all__ = ["SiaSamReaImageProcessor", "pad_and_normalize"]
+__all__ = ["SiaSamReaImageProcessor", "pad_and_normalize", "resize_and_normalize"]
