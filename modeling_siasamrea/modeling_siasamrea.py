@@ -102,6 +102,14 @@ class SiaSamReaPreTrainedModel(PreTrainedModel):
                                    "vision_config": supported_attention(backbone, attn_implementation)}
         super().set_attn_implementation(attn_implementation, allow_all_kernels=allow_all_kernels)
 
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        """False: like the library's models, `_init_weights` initialises with `transformers.initialization` and no
+        module is tied, so transformers' own initialisation rules apply. (For custom code it skips a module whose own
+        parameters are all loaded, which would skip SigLIP's and CLIP's layer-level initialisation of their linear
+        layers when a folder lacks them.)"""
+        return False
+
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
         """`PreTrainedModel.save_pretrained`, and the folder loads as a `video-question-answering` pipeline too (with
         `trust_remote_code=True` and a saved processor): the config names the pipeline, and because this method
@@ -557,6 +565,11 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         self.classifier = nn.ModuleDict(heads) if config.tasks else heads[config.task]
         self.siamese_head = SiameseKnowledgeHead(config)
         self.post_init()
+
+    def get_video_features(self, pixel_values_videos: torch.FloatTensor, **kwargs: Any) -> BaseModelOutputWithPooling:
+        """The visual tokens of clips `(clips, frames, 3, H, W)` and the vision backbone's outputs
+        (`SiaSamReaModel.get_video_features`)."""
+        return self.siasamrea.get_video_features(pixel_values_videos, **kwargs)
 
     def answer_head(self, task: str | None = None) -> nn.Sequential:
         """The answer head of a task (the only one of a single-task model)."""
