@@ -237,6 +237,14 @@ def test_sdpa_reaches_a_vit_backbone_that_supports_it_and_the_others_stay_eager(
     assert model.config.text_config._attn_implementation == "sdpa"
 
 
+def test_the_training_script_refuses_to_reshape_the_visual_tokens_of_a_saved_model():
+    from training import run_videoqa
+
+    model_args = run_videoqa.ModelArguments(model_name_or_path="outputs/tgif_pretrain", vision_spatial_pooling=2)
+    with pytest.raises(ValueError, match="vision_spatial_pooling shape the visual tokens of a new model"):
+        run_videoqa.validate_args(model_args, run_videoqa.DataArguments())
+
+
 # ---------------------------------------------------------------- pretrained backbones by name
 
 
