@@ -53,10 +53,11 @@ TEMPORAL_POOLINGS = ("mean", "concat")
 
 class SiaSamReaConfig(PreTrainedConfig):
     r"""
-    Configuration of a SiaSamRea model: ClipBERT's video encoder and multimodal transformer plus the siamese knowledge
-    generation (SKG) and reasoning (SKR) training head of "Learning from Inside: Self-driven Siamese Sampling and
-    Reasoning for Video Question Answering" (NeurIPS 2021). Defaults follow §4.2 of the paper and
-    `design-notes.md`; every reading of an ambiguous point of the paper is a switch here.
+    Configuration of a SiaSamRea model: a video encoder (ClipBERT's ResNet grid, or any supported vision backbone) and
+    ClipBERT's multimodal transformer plus the siamese knowledge generation (SKG) and reasoning (SKR) training head of
+    "Learning from Inside: Self-driven Siamese Sampling and Reasoning for Video Question Answering" (NeurIPS 2021).
+    Defaults follow §4.2 of the paper and `design-notes.md`; every reading of an ambiguous point of the paper is a
+    switch here.
 
     Args:
         vision_config (`dict` or `PreTrainedConfig`, *optional*):

@@ -1,4 +1,5 @@
-"""PyTorch SiaSamRea: ClipBERT's video/text encoders and multimodal transformer with the siamese training head."""
+"""PyTorch SiaSamRea: a vision backbone of any of three families (ClipBERT's ResNet grid, an image ViT per frame, a
+video transformer) with its adapter, BERT text embeddings and multimodal transformer, and the siamese training head."""
 
 import os
 from collections.abc import Iterator
@@ -406,7 +407,8 @@ class SiaSamReaVisualEmbeddings(nn.Module):
 
 
 class SiaSamReaModel(SiaSamReaPreTrainedModel):
-    """The ClipBERT body: video encoder, BERT text embeddings, and a BERT encoder over `[text tokens ; visual tokens]`."""
+    """The ClipBERT body: the vision backbone and its adapter (`VISION_ENCODERS`, by family), the visual embeddings,
+    BERT text embeddings, and a BERT encoder over `[text tokens ; visual tokens]`."""
 
     main_input_name = "input_ids"
 

@@ -139,7 +139,10 @@ class SiaSamReaVideoProcessor(BaseVideoProcessor):
         config = AutoConfig.from_pretrained(vision_model_name_or_path)
         if config.model_type in VISION_TOWERS:
             config = config.vision_config
-        saved, _ = ImageProcessingMixin.get_image_processor_dict(vision_model_name_or_path)
+        try:
+            saved, _ = ImageProcessingMixin.get_image_processor_dict(vision_model_name_or_path)
+        except OSError:  # a checkpoint with a video processor config only
+            saved, _ = BaseVideoProcessor.get_video_processor_dict(vision_model_name_or_path)
         settings = {name: saved[name] for name in ("image_mean", "image_std", "do_rescale", "rescale_factor",
                                                     "do_normalize", "resample") if saved.get(name) is not None}
         size = max_image_size or getattr(config, "image_size", None) or DEFAULT_IMAGE_SIZE
