@@ -346,6 +346,8 @@ def test_two_process_ddp_with_checkpointing_and_bf16_trains_a_vit_backbone_to_id
     config = json.loads((folder / "config.json").read_text())
     assert config["vision_config"]["model_type"] == TINY_BACKBONES[backbone]["model_type"]
     assert (folder / "video_preprocessor_config.json").is_file()
+    words = {"siglip": "siglip_vision_model image ViT on every frame", "videomae": "videomae video transformer"}
+    assert words[backbone] in (folder / "README.md").read_text()  # the model card names the backbone
 
 
 def test_a_trained_vit_folder_answers_through_the_pipeline_in_a_fresh_process(ddp_runs, synthetic_dir, tmp_path):
