@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
     if args.quick:
         args.setups, args.clips, args.repeats, args.no_memory = ["tiny"], [1], 2, True
-    repeats = {name: args.repeats if name == "tiny" else max(3, args.repeats // 3) for name in SETUPS}
+    repeats = {name: args.repeats if name == "tiny" else max(3, args.repeats // 3) for name in args.setups}
     return run(args.setups, args.clips, repeats, args.out_dir, args.threads, not args.no_memory, args.name)
 
 
