@@ -66,7 +66,8 @@ def base_setup() -> dict[str, Any]:
 def siglip_setup() -> dict[str, Any]:
     """An image ViT per frame at its real size (SigLIP-B/16: 12 layers, 768 wide) + BERT-base, on the inputs of
     `base_setup`: 7x7 patch tokens per frame (and its pooled token), averaged over the frames."""
-    return {**base_setup(), "name": "base-like image ViT per frame (SigLIP-B/16 + BERT-base, 112 px, 4 frames, batch 1)",
+    return {**base_setup(),
+            "name": "base-like image ViT per frame (SigLIP-B/16 + BERT-base, 112 px, 4 frames, batch 1)",
             "model_config": {"vision_config": {"model_type": "siglip_vision_model", "image_size": 112}}}
 
 

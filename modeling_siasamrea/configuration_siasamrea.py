@@ -160,7 +160,8 @@ class SiaSamReaConfig(PreTrainedConfig):
     ```"""
 
     model_type = "siasamrea"
-    # any vision config (AutoConfig, as LLaVA's): a dict without `model_type` is a ResNet's, as in every folder saved so far
+    # any vision config (AutoConfig, as LLaVA's): a dict without `model_type` is a ResNet's, as in every folder saved
+    # so far
     sub_configs_defaults = {
         "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet"),
         "text_config": BertConfig,
@@ -326,7 +327,8 @@ class SiaSamReaConfig(PreTrainedConfig):
                 raise ValueError(message)
 
     def validate_vision(self) -> None:
-        """Raise a `ValueError` for a vision backbone outside `VISION_FAMILIES` or a vision setting outside its domain."""
+        """Raise a `ValueError` for a vision backbone outside `VISION_FAMILIES` or a vision setting outside its
+        domain."""
         model_type = self.vision_config.model_type
         if model_type in VISION_TOWERS:
             raise ValueError(
@@ -343,7 +345,10 @@ class SiaSamReaConfig(PreTrainedConfig):
                 self.vision_temporal_pooling in TEMPORAL_POOLINGS,
                 f"vision_temporal_pooling must be one of {TEMPORAL_POOLINGS}, got {self.vision_temporal_pooling!r}",
             ),
-            (self.vision_spatial_pooling >= 1, f"vision_spatial_pooling must be >= 1, got {self.vision_spatial_pooling}"),
+            (
+                self.vision_spatial_pooling >= 1,
+                f"vision_spatial_pooling must be >= 1, got {self.vision_spatial_pooling}",
+            ),
             (
                 self.max_temporal_position_embeddings >= 1,
                 f"max_temporal_position_embeddings must be >= 1, got {self.max_temporal_position_embeddings}",

@@ -172,7 +172,8 @@ class SiaSamReaImageProcessor(PilBackend):
             )
         scale = rescale_factor if do_rescale else 1.0
         mean, std = (image_mean, image_std) if do_normalize else (None, None)
-        resized = [  # (clips, frames, H, W, 3) -> (clips * frames, 3, H, W) -> (clips * frames, 3, S, S) -> (clips, ...)
+        # (clips, frames, H, W, 3) -> (clips * frames, 3, H, W) -> (clips * frames, 3, S, S) -> (clips, frames, ...)
+        resized = [
             resize_and_normalize(video.permute(0, 1, 4, 2, 3).flatten(0, 1), max_image_size, resample, channel_order,
                                  scale, mean, std).unflatten(0, video.shape[:2])
             for video in images

@@ -264,7 +264,8 @@ class SiaSamReaFrameEncoder(nn.Module):
         num_images, channels, height, width = frames.shape
         rows, cols, patch = height // self.patch_size, width // self.patch_size, self.patch_size
         if self.takes_patches:  # (n, 3, R*p, C*p) -> (n, R, C, p, p, 3) -> (n, R*C, p*p*3), SigLIP2's patch layout
-            patches = frames[..., : rows * patch, : cols * patch].reshape(num_images, channels, rows, patch, cols, patch)
+            patches = frames[..., : rows * patch, : cols * patch]
+            patches = patches.reshape(num_images, channels, rows, patch, cols, patch)
             patches = patches.permute(0, 2, 4, 3, 5, 1).reshape(num_images, rows * cols, -1)
             shapes = torch.tensor([[rows, cols]], device=frames.device).expand(num_images, 2)
             mask = torch.ones(num_images, rows * cols, dtype=torch.long, device=frames.device)
@@ -285,13 +286,14 @@ class SiaSamReaFrameEncoder(nn.Module):
                                      output_attentions=output_attentions)  # (clips * frames, E + R*C, D)
         tokens = outputs.last_hidden_state
         patches = self.projection(tokens[:, tokens.shape[1] - rows * cols:])  # prefix (class) tokens come first
-        grid = patches.view(num_clips, num_frames, rows, cols, -1)  # (clips * frames, R*C, h) -> (clips, frames, R, C, h)
+        # (clips * frames, R*C, h) -> (clips, frames, R, C, h)
+        grid = patches.view(num_clips, num_frames, rows, cols, -1)
         extra = class_tokens(outputs, rows * cols) if self.cls_token else None
         if extra is not None:  # (clips * frames, E, D) -> (clips, frames, E, h)
             extra = self.projection(extra).unflatten(0, (num_clips, num_frames))
 
-        def per_clip(states: torch.Tensor) -> torch.Tensor:  # (clips * frames, tokens, D) -> (clips, frames * tokens, D)
-            return states.unflatten(0, (num_clips, num_frames)).flatten(1, 2)
+        def per_clip(states: torch.Tensor) -> torch.Tensor:
+            return states.unflatten(0, (num_clips, num_frames)).flatten(1, 2)  # -> (clips, frames * tokens, D)
 
         return grid, extra, BaseModelOutput(
             last_hidden_state=per_clip(tokens),
@@ -334,7 +336,9 @@ class SiaSamReaVideoEncoder(nn.Module):
             raise ValueError(f"this {self.model_type} backbone takes clips of {self.num_frames} frames (its "
                              f"num_frames), got {num_frames}: sample {self.num_frames} frames per clip")
         steps, rows, cols = num_frames // self.tubelet[0], height // self.tubelet[1], width // self.tubelet[2]
-        kwargs = {"interpolate_pos_encoding": (height, width) != (self.image_size,) * 2} if self.model_type == "vivit" else {}
+        kwargs = {}
+        if self.model_type == "vivit":  # its spatial position embeddings are resized on request
+            kwargs["interpolate_pos_encoding"] = (height, width) != (self.image_size, self.image_size)
         outputs = self.backbone(pixel_values=pixel_values, output_hidden_states=output_hidden_states,
                                 output_attentions=output_attentions, **kwargs)  # (clips, E + steps*R*C, D)
         tokens = outputs.last_hidden_state
@@ -398,7 +402,8 @@ class SiaSamReaVisualEmbeddings(nn.Module):
         if self.temporal_pooling == "concat":  # (T, h) -> (T, 1, 1, h) and (T', 1, h): each time step's embedding
             grid = grid + self.temporal_position_embeddings(torch.arange(steps, device=grid.device))[:, None, None]
             if extra is not None:
-                extra = extra + self.temporal_position_embeddings(torch.arange(extra.shape[1], device=grid.device))[:, None]
+                time_ids = torch.arange(extra.shape[1], device=grid.device)
+                extra = extra + self.temporal_position_embeddings(time_ids)[:, None]
         tokens = grid.flatten(1, 3)  # (clips, T, R, C, h) -> (clips, T * R * C, h)
         if extra is not None:  # (clips, T', E, h) -> (clips, T' * E, h), before the grid
             tokens = torch.cat([extra.flatten(1, 2), tokens], dim=1)
@@ -639,7 +644,8 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         if vision_config.model_type in VISION_TOWERS:  # an image-text model (CLIP, SigLIP): its vision tower
             vision_config = vision_config.vision_config
         text = BertModel.from_pretrained(text_model_name_or_path)
-        config = SiaSamReaConfig(vision_config=vision_config.to_dict(), text_config=text.config.to_dict(), **config_kwargs)
+        config = SiaSamReaConfig(vision_config=vision_config.to_dict(), text_config=text.config.to_dict(),
+                                 **config_kwargs)
         vision = MODEL_MAPPING[type(config.vision_config)].from_pretrained(vision_model_name_or_path)
         model = cls(config)
         body = model.siasamrea
@@ -648,10 +654,11 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
             getattr(body, name).load_state_dict(getattr(text, name).state_dict())
         pretrained = ("siasamrea.vision_encoder.backbone.", "siasamrea.embeddings.", "siasamrea.encoder.",
                       "siasamrea.pooler.")
-        new = sorted({name.rsplit(".", 1)[0] for name, _ in model.named_parameters() if not name.startswith(pretrained)})
+        new = sorted({name.rsplit(".", 1)[0] for name, _ in model.named_parameters()
+                      if not name.startswith(pretrained)})
         logger.warning("%s: vision backbone from %s (%s), text encoder from %s; newly initialised: %s",
-                       cls.__name__, vision_model_name_or_path, config.vision_config.model_type, text_model_name_or_path,
-                       ", ".join(new))
+                       cls.__name__, vision_model_name_or_path, config.vision_config.model_type,
+                       text_model_name_or_path, ", ".join(new))
         return model
 
     def _check_inputs(

@@ -57,9 +57,9 @@ class SiaSamReaProcessor(ProcessorMixin):
         super().__init__(image_processor, tokenizer, video_processor, **kwargs)
 
     def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> type:
-        """As `ProcessorMixin`'s, but the video processor is checked against `VideoProcessorMixin` directly: transformers
-        looks it up in its video processor mapping, a placeholder without an attribute it reads when torchvision is
-        not installed."""
+        """As `ProcessorMixin`'s, but the video processor is checked against `VideoProcessorMixin` directly:
+        transformers looks it up in its video processor mapping, a placeholder without an attribute it reads when
+        torchvision is not installed."""
         if argument_name != "video_processor":
             return super().check_argument_for_proper_class(argument_name, argument)
         if not isinstance(argument, VideoProcessorMixin):

@@ -23,7 +23,9 @@ DEFAULT_IMAGE_SIZE = 448
 # what a video may be: a file path, a folder of frames, the bytes of a file, (T, H, W, 3) uint8 frames
 SINGLE_VIDEO_TYPES = (str, os.PathLike, bytes, bytearray, memoryview)
 # the settings of the frame transform, shared with `SiaSamReaImageProcessor`
-FRAME_SETTINGS = ("resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std", "channel_order")
+FRAME_SETTINGS = (
+    "resample", "do_rescale", "rescale_factor", "do_normalize", "image_mean", "image_std", "channel_order",
+)
 
 
 def longest_edge(size: Any) -> int:

@@ -285,7 +285,8 @@ def test_from_vision_text_pretrained_loads_a_backbone_checkpoint_by_name_and_log
         torch.testing.assert_close(backbone[name], tensor, msg=name)
     assert "newly initialised" in captured.out and "siasamrea.vision_encoder.projection" in captured.out
     assert "vision_encoder.backbone" not in captured.out.split("newly initialised")[1]
-    assert model.config.freeze_vision and not any(p.requires_grad for p in model.siasamrea.vision_encoder.backbone.parameters())
+    assert model.config.freeze_vision
+    assert not any(p.requires_grad for p in model.siasamrea.vision_encoder.backbone.parameters())
 
     processor = SiaSamReaVideoProcessor.from_backbone(tmp_path / kind)
     assert list(processor.image_mean) == stats["image_mean"] and list(processor.image_std) == stats["image_std"]

@@ -23,8 +23,8 @@ ConfigTester = common.configuration.ConfigTester
 ids_tensor = common.modeling.ids_tensor
 
 
-# visual tokens of a clip of 32x32 frames: a 2x2 grid (the ResNet's stride 8 and the grid encoder's 2x2 pooling; 16-pixel
-# ViT patches or tubelets), and SigLIP's pooled token
+# visual tokens of a clip of 32x32 frames: a 2x2 grid (the ResNet's stride 8 and the grid encoder's 2x2 pooling;
+# 16-pixel ViT patches or tubelets), and SigLIP's pooled token
 VISUAL_TOKENS = {"resnet": 4, "siglip": 5, "videomae": 4}
 
 
@@ -122,7 +122,8 @@ class SiaSamReaVideoModelTester:
     def __init__(self, model_tester: SiaSamReaModelTester):
         self.model_tester = model_tester
         vision_config = model_tester.vision_config
-        self.num_hidden_layers = vision_config.get("num_hidden_layers") or len(vision_config["depths"])  # ResNet: stages
+        # a ViT's layers, a ResNet's stages
+        self.num_hidden_layers = vision_config.get("num_hidden_layers") or len(vision_config["depths"])
 
     def prepare_config_and_inputs_for_common(self) -> tuple[SiaSamReaConfig, dict[str, torch.Tensor]]:
         tester = self.model_tester

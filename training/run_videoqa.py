@@ -265,8 +265,8 @@ def validate_args(model_args: ModelArguments, data_args: DataArguments) -> None:
         raise ValueError("vision_model_name_or_path and text_model_name_or_path go together")
     adapter = [name for name in ADAPTER_FIELDS if getattr(model_args, name) is not None]
     if model_args.model_name_or_path and adapter:
-        raise ValueError(f"{', '.join(adapter)} shape the visual tokens of a new model; {model_args.model_name_or_path} "
-                         "was trained with its own")
+        raise ValueError(f"{', '.join(adapter)} shape the visual tokens of a new model; "
+                         f"{model_args.model_name_or_path} was trained with its own")
     SiaSamReaConfig(**model_args.config_overrides())  # its checks name the field: alpha < 0, omega outside [0, 1], ...
 
 
