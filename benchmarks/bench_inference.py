@@ -2,19 +2,23 @@
 
     python -m benchmarks.bench_inference            # full run (tiny + base-like models, ~3 min on 2 cores)
     python -m benchmarks.bench_inference --quick    # smoke test
+    python -m benchmarks.bench_inference --setups base siglip videomae --clips 1 4 --name inference_backbones
+                                                    # one base-like backbone per family, in one run
 
 For one question about a 10 s, 30 fps H.264 video (320x240), timed round-robin in one process, medians over repeats:
     pipeline e2e     ``VideoQuestionAnsweringPipeline(video=path, question=...)`` end to end;
-    stages           the pipeline's own ``preprocess`` (count frames + decode the sampled frames + processor),
+    stages           the pipeline's own ``preprocess`` (the video processor: count frames, sample, decode the
+                     sampled frames, resize and normalise; and the tokenizer),
                      ``forward`` and ``postprocess`` called one by one;
-    decode / process ``count_frames`` + ``read_clips`` and the processor alone (the decode + preprocess share);
+    decode / process ``count_frames`` + ``read_clips``, and the processor's frame transform of those clips alone
+                     (the decode + preprocess share);
     plain forward    ``model(pixel_values, input_ids, attention_mask)`` under ``torch.no_grad`` on the very tensors
                      the pipeline built: the floor for the model part. An untimed ``preprocess`` runs right before
                      it, as before the pipeline's forward stage: a forward that follows a decode starts with cold
                      caches and idle threads (~1.4x slower for the tiny model), so both must follow one.
 Target: the anchor-only pipeline's model step within 3 % of the plain forward (the pipeline runs no siamese work at
 inference). Dense inference with 4, 8 and 16 clips (ClipBERT-style, logits averaged) is timed the same way.
-Results: benchmarks/results/inference.{json,md,png}.
+Results: benchmarks/results/inference.{json,md,png} (`--name` another stem).
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ def time_clips(pipe: VideoQuestionAnsweringPipeline, video: str, num_clips: int,
         pipe(video=video, question=QUESTION, **call_kwargs)
 
     def stage_preprocess():
-        state["pre"] = pipe.preprocess(inputs, sampler=sampler, num_eval_clips=num_clips)
+        state["pre"] = pipe.preprocess(inputs, num_frames=frames, num_eval_clips=num_clips)
 
     def stage_forward():
         state["out"] = pipe.forward(dict(state["pre"]))
@@ -82,7 +86,7 @@ def time_clips(pipe: VideoQuestionAnsweringPipeline, video: str, num_clips: int,
         processor(videos=state["clips"], text=QUESTION, return_tensors="pt")
 
     def fresh_plain_inputs():  # untimed, right before plain_forward
-        prepared = pipe.preprocess(inputs, sampler=sampler, num_eval_clips=num_clips)
+        prepared = pipe.preprocess(inputs, num_frames=frames, num_eval_clips=num_clips)
         state["plain"] = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in prepared.items()
                           if k != "task"}  # the pipeline's own bookkeeping (which head answers)
 
@@ -114,7 +118,7 @@ def time_clips(pipe: VideoQuestionAnsweringPipeline, video: str, num_clips: int,
 
 
 def run(setup_names: list[str], clips: list[int], repeats: int, seconds: float, size: tuple[int, int], out_dir: str | None,
-        work: Path) -> dict:
+        work: Path, stem: str = "inference") -> dict:
     video = work / "bench.mp4"
     num_frames = make_test_video(video, seconds, 30, size[0], size[1])
     results = {"machine": machine(), "video": {"seconds": seconds, "fps": 30, "num_frames": num_frames,
@@ -138,8 +142,8 @@ def run(setup_names: list[str], clips: list[int], repeats: int, seconds: float, 
     results["targets_met"] = {
         f"anchor-only pipeline forward at most {100 * TARGET_PIPELINE_OVERHEAD:g}% slower than the plain forward": all(
             r["pipeline_forward_over_plain"] <= 1 + TARGET_PIPELINE_OVERHEAD for r in anchor_rows)}
-    write_results("inference", results, to_markdown(results), out_dir)
-    plot(results, out_dir)
+    write_results(stem, results, to_markdown(results), out_dir)
+    plot(results, out_dir, stem)
     return results
 
 
@@ -166,7 +170,7 @@ def to_markdown(results: dict) -> str:
     return "\n".join(text)
 
 
-def plot(results: dict, out_dir: str | None) -> None:
+def plot(results: dict, out_dir: str | None, stem: str = "inference") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -191,7 +195,7 @@ def plot(results: dict, out_dir: str | None) -> None:
         ax.set_title(s["setup"]["name"], fontsize=8)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(Path(out_dir or RESULTS_DIR) / "inference.png", dpi=120)
+    fig.savefig(Path(out_dir or RESULTS_DIR) / f"{stem}.png", dpi=120)
     plt.close(fig)
 
 
@@ -203,13 +207,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=21)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out-dir", default=None)
+    parser.add_argument("--name", default="inference", help="stem of the result files")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     seconds, size = 10.0, (240, 320)
     if args.quick:
         args.setups, args.clips, args.repeats, seconds, size = ["tiny"], [1, 4], 2, 2.0, (64, 64)
     with tempfile.TemporaryDirectory() as tmp:
-        return run(args.setups, args.clips, args.repeats, seconds, size, args.out_dir, Path(tmp))
+        return run(args.setups, args.clips, args.repeats, seconds, size, args.out_dir, Path(tmp), args.name)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
     python -m benchmarks.bench_train_step            # full run (tiny + base-like configs, ~10 min on 2 cores)
     python -m benchmarks.bench_train_step --quick    # smoke test (tiny config, N = 1, 2 steps)
+    python -m benchmarks.bench_train_step --setups base siglip videomae --clips 8 --name train_step_backbones
+                                                     # one base-like backbone per family, in one run
 
 Implementations of the same objective L = L_gt + α·L_siamese + CE(y, Q) (one model per N, shared by all three):
     default     the model's forward: the anchor with grad, the N siamese clips in ONE batched forward under
@@ -20,7 +22,7 @@ alone in isolation.
 Peak memory: each (config, mode, N) runs in a fresh subprocess; the peak of RSS (sampled every ~0.2 ms by a thread)
 during 2 steps minus RSS before them (model, inputs and AdamW state already allocated): the step's activations,
 gradients and temporaries.
-Results: benchmarks/results/train_step.{json,md,png}.
+Results: benchmarks/results/train_step.{json,md,png} (`--name` another stem).
 """
 
 from __future__ import annotations
@@ -61,7 +63,22 @@ def base_setup() -> dict[str, Any]:
             "batch": 1, "frames": 4, "size": 112, "text_len": 20, "num_answers": 1000}
 
 
-SETUPS = {"tiny": tiny_setup, "base": base_setup}
+def siglip_setup() -> dict[str, Any]:
+    """An image ViT per frame at its real size (SigLIP-B/16: 12 layers, 768 wide) + BERT-base, on the inputs of
+    `base_setup`: 7x7 patch tokens per frame (and its pooled token), averaged over the frames."""
+    return {**base_setup(),
+            "name": "base-like image ViT per frame (SigLIP-B/16 + BERT-base, 112 px, 4 frames, batch 1)",
+            "model_config": {"vision_config": {"model_type": "siglip_vision_model", "image_size": 112}}}
+
+
+def videomae_setup() -> dict[str, Any]:
+    """A video transformer at its real size (VideoMAE-B: 12 layers, 768 wide, 2x16x16 tubelets) + BERT-base, on the
+    inputs of `base_setup`: 2x7x7 tubelet tokens per clip, averaged over time."""
+    return {**base_setup(), "name": "base-like video transformer (VideoMAE-B + BERT-base, 112 px, 4 frames, batch 1)",
+            "model_config": {"vision_config": {"model_type": "videomae", "image_size": 112, "num_frames": 4}}}
+
+
+SETUPS = {"tiny": tiny_setup, "base": base_setup, "siglip": siglip_setup, "videomae": videomae_setup}
 
 
 def build(setup: dict[str, Any], num_siamese: int, seed: int = 0) -> tuple[SiaSamReaForVideoQuestionAnswering, dict]:
@@ -222,7 +239,7 @@ def measure_memory(setup_name: str, mode: str, num_siamese: int, threads: int) -
 
 
 def run(setup_names: list[str], clips: list[int], repeats: dict[str, int], out_dir: str | None, threads: int,
-        memory: bool) -> dict:
+        memory: bool, stem: str = "train_step") -> dict:
     results = {"machine": machine(), "setups": {}, "repeats": repeats}
     for name in setup_names:
         setup = SETUPS[name]()
@@ -249,8 +266,8 @@ def run(setup_names: list[str], clips: list[int], repeats: dict[str, int], out_d
         f"SKG/SKR head <= {100 * TARGET_HEAD_SHARE:g}% of the step": all(
             r["head_forward_share_of_default_step"] <= TARGET_HEAD_SHARE for r in siamese_rows),
     }
-    write_results("train_step", results, to_markdown(results), out_dir)
-    plot(results, out_dir)
+    write_results(stem, results, to_markdown(results), out_dir)
+    plot(results, out_dir, stem)
     return results
 
 
@@ -298,7 +315,7 @@ def default_over_loop_estimate(num_siamese: int) -> float:
     return (3 + num_siamese) / (3 * (num_siamese + 1))
 
 
-def plot(results: dict, out_dir: str | None) -> None:
+def plot(results: dict, out_dir: str | None, stem: str = "train_step") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,7 +337,7 @@ def plot(results: dict, out_dir: str | None) -> None:
         ax.set_xticks(n)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(Path(out_dir or RESULTS_DIR) / "train_step.png", dpi=120)
+    fig.savefig(Path(out_dir or RESULTS_DIR) / f"{stem}.png", dpi=120)
     plt.close(fig)
 
 
@@ -334,6 +351,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                         help="torch threads (1: on a shared machine 2-thread OpenMP steps were swamped, 10-30x slower)")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--out-dir", default=None)
+    parser.add_argument("--name", default="train_step", help="stem of the result files")
     parser.add_argument("--memory-probe", nargs=3, metavar=("SETUP", "MODE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -343,8 +361,8 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
     if args.quick:
         args.setups, args.clips, args.repeats, args.no_memory = ["tiny"], [1], 2, True
-    repeats = {"tiny": args.repeats, "base": max(3, args.repeats // 3)}
-    return run(args.setups, args.clips, repeats, args.out_dir, args.threads, not args.no_memory)
+    repeats = {name: args.repeats if name == "tiny" else max(3, args.repeats // 3) for name in args.setups}
+    return run(args.setups, args.clips, repeats, args.out_dir, args.threads, not args.no_memory, args.name)
 
 
 if __name__ == "__main__":

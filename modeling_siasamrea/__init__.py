@@ -6,6 +6,9 @@ A flat package: `save_pretrained` copies its modules next to the weights so that
 
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoProcessor
 
+# imported from its module: without torchvision, `from transformers import AutoVideoProcessor` gives a placeholder
+from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+
 from .configuration_siasamrea import SiaSamReaConfig
 from .image_processing_siasamrea import SiaSamReaImageProcessor
 from .modeling_siasamrea import (
@@ -17,6 +20,7 @@ from .modeling_siasamrea import (
 from .pipeline_siasamrea import VideoQuestionAnsweringPipeline, save_pipeline_folder
 from .processing_siasamrea import SiaSamReaProcessor
 from .sampling import SiameseSampler
+from .video_processing_siasamrea import SiaSamReaVideoProcessor
 from .siamese_reasoning import SiameseKnowledgeHead, siamese_knowledge_generation, siamese_knowledge_reasoning
 from .tasks import TASK_TYPES, TaskType, aggregate_clip_logits, get_task_type, multiple_choice_hinge_loss
 from .video_io import VideoDecodeError, count_frames, read_clips, write_video
@@ -26,10 +30,12 @@ from .video_io import VideoDecodeError, count_frames, read_clips, write_video
 AutoConfig.register(SiaSamReaConfig.model_type, SiaSamReaConfig, exist_ok=True)
 AutoModel.register(SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, exist_ok=True)
 AutoImageProcessor.register(SiaSamReaConfig, image_processor_classes={"pil": SiaSamReaImageProcessor}, exist_ok=True)
+AutoVideoProcessor.register(SiaSamReaConfig, SiaSamReaVideoProcessor, exist_ok=True)
 AutoProcessor.register(SiaSamReaConfig, SiaSamReaProcessor, exist_ok=True)
 SiaSamReaConfig.register_for_auto_class()
 SiaSamReaForVideoQuestionAnswering.register_for_auto_class("AutoModel")
 SiaSamReaImageProcessor.register_for_auto_class("AutoImageProcessor")
+SiaSamReaVideoProcessor.register_for_auto_class("AutoVideoProcessor")
 SiaSamReaProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = [
@@ -43,6 +49,7 @@ __all__ = [
     "SiaSamReaModel",
     "SiaSamReaPreTrainedModel",
     "SiaSamReaProcessor",
+    "SiaSamReaVideoProcessor",
     "SiaSamReaVideoQAOutput",
     "SiameseKnowledgeHead",
     "SiameseSampler",

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from transformers import BertConfig, PreTrainedConfig, ResNetConfig
+from transformers import AutoConfig, BertConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
 
 from .tasks import TASK_TYPES, TaskType, get_task_type
 
@@ -33,17 +34,38 @@ DEFAULT_SIAMESE_PRESET = "paper"
 PRESET_OF_OLDER_CONFIGS = "paper"
 PRESET_FIELDS = tuple(SIAMESE_PRESETS[DEFAULT_SIAMESE_PRESET])
 
+# The vision backbones a model can use, by the `model_type` of its `vision_config`, in three families, each with its
+# adapter in modeling_siasamrea.py: "grid", a CNN on every frame whose last feature map goes through ClipBERT's grid
+# encoder; "frame", an image ViT on every frame whose patch tokens are projected; "video", a video transformer on the
+# whole clip whose spatio-temporal (tubelet) tokens are projected.
+VISION_FAMILIES = {
+    "resnet": "grid",
+    "clip_vision_model": "frame",
+    "siglip_vision_model": "frame",
+    "siglip2_vision_model": "frame",
+    "videomae": "video",
+    "timesformer": "video",
+    "vivit": "video",
+}
+# image-text models whose vision tower is a supported backbone: their `vision_config` is the one to use
+VISION_TOWERS = {"clip": "clip_vision_model", "siglip": "siglip_vision_model", "siglip2": "siglip2_vision_model"}
+TEMPORAL_POOLINGS = ("mean", "concat")
+
 
 class SiaSamReaConfig(PreTrainedConfig):
     r"""
-    Configuration of a SiaSamRea model: ClipBERT's video encoder and multimodal transformer plus the siamese knowledge
-    generation (SKG) and reasoning (SKR) training head of "Learning from Inside: Self-driven Siamese Sampling and
-    Reasoning for Video Question Answering" (NeurIPS 2021). Defaults follow §4.2 of the paper and
-    `design-notes.md`; every reading of an ambiguous point of the paper is a switch here.
+    Configuration of a SiaSamRea model: a video encoder (ClipBERT's ResNet grid, or any supported vision backbone) and
+    ClipBERT's multimodal transformer plus the siamese knowledge generation (SKG) and reasoning (SKR) training head of
+    "Learning from Inside: Self-driven Siamese Sampling and Reasoning for Video Question Answering" (NeurIPS 2021).
+    Defaults follow §4.2 of the paper and `design-notes.md`; every reading of an ambiguous point of the paper is a
+    switch here.
 
     Args:
-        vision_config (`dict` or `ResNetConfig`, *optional*):
-            Configuration of the frame encoder (transformers' ResNet). Defaults to ResNet-50.
+        vision_config (`dict` or `PreTrainedConfig`, *optional*):
+            Configuration of the vision backbone, any of `VISION_FAMILIES` by its `model_type`: a ResNet (ClipBERT's
+            grid features; the default, ResNet-50, and the type of a dict without `model_type`), an image ViT run on
+            every frame (`clip_vision_model`, `siglip_vision_model`, `siglip2_vision_model`) or a video transformer
+            run on every clip (`videomae`, `timesformer`, `vivit`). Any other type raises.
         text_config (`dict` or `BertConfig`, *optional*):
             Configuration of the text embeddings and the multimodal transformer (transformers' BERT). Defaults to
             BERT-base.
@@ -111,6 +133,28 @@ class SiaSamReaConfig(PreTrainedConfig):
         vision_frozen_batchnorm (`bool`, *optional*, defaults to `True`):
             Keep the ResNet's BatchNorm layers in inference mode with fixed statistics and affine parameters, as
             ClipBERT's detectron2 backbone does (batches of one video per GPU are common).
+        vision_cls_token (`bool`, *optional*, defaults to `True`):
+            ViT backbones: also pass the backbone's image- or clip-level token (its pooled output where it has one:
+            CLIP's normalised class token, SigLIP's attention-pooled embedding, ViViT's pooled class token; else its
+            class token: TimeSformer's) as a visual token of every frame (image ViTs) or clip (video transformers).
+            Without it only the patch tokens are kept (the backbone's pooling head is then unused and frozen).
+            VideoMAE and the ResNet have no such token.
+        vision_temporal_pooling (`str`, *optional*, defaults to `"mean"`):
+            How the tokens of the frames (or of the tubelet time steps of a video transformer) of a clip become its
+            visual tokens: `"mean"` averages them over time (ClipBERT); `"concat"` keeps every time step's tokens,
+            with a learned temporal position embedding.
+        vision_spatial_pooling (`int`, *optional*, defaults to 1):
+            Average-pool the grid of visual tokens by this factor in both directions (e.g. 2: a 14x14 grid of ViT patch
+            tokens becomes 7x7, the number ClipBERT's ResNet gives at 448 pixels), to shorten the multimodal
+            transformer's sequence.
+        max_temporal_position_embeddings (`int`, *optional*, defaults to 64):
+            Largest number of time steps of visual tokens with `vision_temporal_pooling="concat"`.
+        freeze_vision (`bool`, *optional*, defaults to `False`):
+            Train no weight of the vision backbone (its adapter still trains): for small GPUs, or a linear-probe
+            style fine-tuning. The backbone then stores no activations for the backward pass.
+        vision_trainable_layers (`int`, *optional*):
+            Train only the last this many layers (blocks; a ResNet's stages) of the vision backbone and what follows
+            them (its final norm); the earlier ones and the embeddings are frozen. None: train all of them.
         max_grid_row_position_embeddings (`int`, *optional*, defaults to 100):
             Largest number of rows of visual tokens (frame height / 64 after the grid encoder's pooling).
         max_grid_col_position_embeddings (`int`, *optional*, defaults to 100):
@@ -126,9 +170,14 @@ class SiaSamReaConfig(PreTrainedConfig):
     ```"""
 
     model_type = "siasamrea"
-    sub_configs_defaults = {"vision_config": ResNetConfig, "text_config": BertConfig}
+    # any vision config (AutoConfig, as LLaVA's): a dict without `model_type` is a ResNet's, as in every folder saved
+    # so far
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type="resnet"),
+        "text_config": BertConfig,
+    }
 
-    vision_config: dict | ResNetConfig | None = None
+    vision_config: dict | PreTrainedConfig | None = None
     text_config: dict | BertConfig | None = None
     task: str | None = "open_ended"
     num_answers: int | None = None
@@ -149,6 +198,12 @@ class SiaSamReaConfig(PreTrainedConfig):
     siamese_loss_weight_warmup: float | None = None
     siamese_label_smoothing: float = 0.1
     vision_frozen_batchnorm: bool = True
+    vision_cls_token: bool = True
+    vision_temporal_pooling: str = "mean"
+    vision_spatial_pooling: int = 1
+    max_temporal_position_embeddings: int = 64
+    freeze_vision: bool = False
+    vision_trainable_layers: int | None = None
     max_grid_row_position_embeddings: int = 100
     max_grid_col_position_embeddings: int = 100
 
@@ -172,6 +227,7 @@ class SiaSamReaConfig(PreTrainedConfig):
             if getattr(self, name) is None:
                 setattr(self, name, value)
         self.validate_siamese()
+        self.validate_vision()
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs) -> "SiaSamReaConfig":
@@ -285,6 +341,57 @@ class SiaSamReaConfig(PreTrainedConfig):
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+
+    def validate_vision(self) -> None:
+        """Raise a `ValueError` for a vision backbone outside `VISION_FAMILIES` or a vision setting outside its
+        domain."""
+        model_type = self.vision_config.model_type
+        if model_type in VISION_TOWERS:
+            raise ValueError(
+                f"vision_config is a {model_type!r} image-text config: pass its vision_config (model_type "
+                f"{VISION_TOWERS[model_type]!r}), or build the model with from_vision_text_pretrained"
+            )
+        if model_type not in VISION_FAMILIES:
+            raise ValueError(
+                f"vision_config has model_type {model_type!r}, which is not a supported vision backbone; supported: "
+                f"{sorted(VISION_FAMILIES)}"
+            )
+        checks = [
+            (
+                self.vision_temporal_pooling in TEMPORAL_POOLINGS,
+                f"vision_temporal_pooling must be one of {TEMPORAL_POOLINGS}, got {self.vision_temporal_pooling!r}",
+            ),
+            (
+                self.vision_spatial_pooling >= 1,
+                f"vision_spatial_pooling must be >= 1, got {self.vision_spatial_pooling}",
+            ),
+            (
+                self.max_temporal_position_embeddings >= 1,
+                f"max_temporal_position_embeddings must be >= 1, got {self.max_temporal_position_embeddings}",
+            ),
+            (
+                self.vision_trainable_layers is None or self.vision_trainable_layers >= 0,
+                f"vision_trainable_layers must be None or >= 0, got {self.vision_trainable_layers}",
+            ),
+            (
+                not (self.freeze_vision and self.vision_trainable_layers),
+                f"freeze_vision=True freezes every layer of the vision backbone, but vision_trainable_layers="
+                f"{self.vision_trainable_layers} asks to train some: set one of them",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    @property
+    def vision_family(self) -> str:
+        """`"grid"`, `"frame"` or `"video"`: how the vision backbone sees a clip (`VISION_FAMILIES`)."""
+        return VISION_FAMILIES[self.vision_config.model_type]
+
+    @property
+    def backbone_num_frames(self) -> int | None:
+        """Frames per clip a video transformer backbone is built for (its `num_frames`); None for per-frame ones."""
+        return self.vision_config.num_frames if self.vision_family == "video" else None
 
     @property
     def hidden_size(self) -> int:

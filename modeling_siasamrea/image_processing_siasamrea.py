@@ -175,19 +175,14 @@ class SiaSamReaImageProcessor(PilBackend):
                 "All videos of a batch need the same (num_clips, num_frames); "
                 f"got {[tuple(video.shape[:2]) for video in images]}."
             )
-        resized = []
-        for video in images:
-            height, width = video.shape[2:4]
-            new_height, new_width = scaled_frame_size(height, width, max_image_size)
-            # (clips, frames, H, W, 3) -> (clips, frames, 3, H, W): one interpolate call for all frames
-            frames = video.permute(0, 1, 4, 2, 3).float()
-            if (new_height, new_width) != (height, width):
-                mode = INTERPOLATION_MODES[resample]
-                frames = F.interpolate(frames.flatten(0, 1), size=(new_height, new_width), mode=mode,
-                                       align_corners=None if mode == "nearest" else False).unflatten(0, frames.shape[:2])
-            resized.append(pad_and_normalize(frames, max_image_size, channel_order,
-                                             rescale_factor if do_rescale else 1.0,
-                                             image_mean if do_normalize else None, image_std if do_normalize else None))
+        scale = rescale_factor if do_rescale else 1.0
+        mean, std = (image_mean, image_std) if do_normalize else (None, None)
+        # (clips, frames, H, W, 3) -> (clips * frames, 3, H, W) -> (clips * frames, 3, S, S) -> (clips, frames, ...)
+        resized = [
+            resize_and_normalize(video.permute(0, 1, 4, 2, 3).flatten(0, 1), max_image_size, resample, channel_order,
+                                 scale, mean, std).unflatten(0, video.shape[:2])
+            for video in images
+        ]
         return BatchFeature(data={"pixel_values": torch.stack(resized).numpy()}, tensor_type=return_tensors)
 
     def pixel_values_from_frames(self, frames: torch.Tensor) -> torch.Tensor:
@@ -220,6 +215,27 @@ class SiaSamReaImageProcessor(PilBackend):
                                  "frames stored at the model's size (transcode at that size)")
             videos.append(self.pixel_values_from_frames(video.unflatten(0, index.shape)))
         return torch.stack(videos)
+
+
+def resize_and_normalize(
+    frames: torch.Tensor,
+    size: int,
+    resample: PILImageResampling | int,
+    channel_order: str,
+    scale: float,
+    mean: float | tuple[float, ...] | None,
+    std: float | tuple[float, ...] | None,
+) -> torch.Tensor:
+    """`(n, 3, H, W)` RGB frames (any dtype) → float32 `(n, 3, size, size)`: resized (one `interpolate` call for all)
+    so that the longer side is `size`, aspect ratio kept, then `pad_and_normalize`."""
+    height, width = frames.shape[-2:]
+    new_height, new_width = scaled_frame_size(height, width, size)
+    frames = frames.float()
+    if (new_height, new_width) != (height, width):
+        mode = INTERPOLATION_MODES[resample]
+        frames = F.interpolate(frames, size=(new_height, new_width), mode=mode,
+                               align_corners=None if mode == "nearest" else False)
+    return pad_and_normalize(frames, size, channel_order, scale, mean, std)
 
 
 def pad_and_normalize(
@@ -308,4 +324,4 @@ def jpeg_decoder_for(device: torch.device | str | None) -> JpegDecoder:
 
 
 __all__ = ["JpegDecoder", "JpegFrames", "SiaSamReaImageProcessor", "TorchvisionJpegDecoder", "jpeg_decoder_for",
-           "pad_and_normalize"]
+           "pad_and_normalize", "resize_and_normalize"]

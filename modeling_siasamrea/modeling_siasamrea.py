@@ -1,4 +1,5 @@
-"""PyTorch SiaSamRea: ClipBERT's video/text encoders and multimodal transformer with the siamese training head."""
+"""PyTorch SiaSamRea: a vision backbone of any of three families (ClipBERT's ResNet grid, an image ViT per frame, a
+video transformer) with its adapter, BERT text embeddings and multimodal transformer, and the siamese training head."""
 
 import os
 from collections.abc import Iterator
@@ -8,10 +9,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import BertModel, PreTrainedModel, ResNetModel
+from transformers import AutoConfig, AutoModel, BertModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.masking_utils import create_bidirectional_mask
-from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
+from transformers.models.auto.modeling_auto import MODEL_MAPPING
 from transformers.models.bert.modeling_bert import (
     BertEmbeddings,
     BertEncoder,
@@ -20,13 +22,15 @@ from transformers.models.bert.modeling_bert import (
     BertSelfAttention,
 )
 from transformers.processing_utils import Unpack
-from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils import ModelOutput, TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple
 from transformers.utils.output_capturing import capture_outputs
 
-from .configuration_siasamrea import SiaSamReaConfig
+from .configuration_siasamrea import VISION_TOWERS, SiaSamReaConfig
 from .siamese_reasoning import SiameseKnowledgeHead
 from .tasks import TaskType
+
+logger = logging.get_logger(__name__)
 
 
 @dataclass
@@ -85,14 +89,18 @@ class SiaSamReaPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
     _no_split_modules = ["BertLayer", "ResNetBottleNeckLayer", "ResNetBasicLayer"]
-    # hidden states and attentions of the multimodal transformer (the ResNet has its own, see get_video_features)
+    # hidden states and attentions of the multimodal transformer (the vision backbone has its own, see
+    # get_video_features)
     _can_record_outputs = {"hidden_states": BertLayer, "attentions": BertSelfAttention}
 
     def set_attn_implementation(self, attn_implementation: str | dict, allow_all_kernels: bool = False) -> None:
-        """As `PreTrainedModel.set_attn_implementation`, but a plain string applies to the parts with attention (the
-        model and its BERT layers): the ResNet has none and stays eager, where transformers would reject e.g. SDPA."""
+        """As `PreTrainedModel.set_attn_implementation`, but a plain string applies to the vision backbone only if it
+        supports it: a ResNet has no attention and TimeSformer only eager attention, so they stay eager, where
+        transformers would reject e.g. SDPA."""
         if isinstance(attn_implementation, str):
-            attn_implementation = {"": attn_implementation, "text_config": attn_implementation}
+            backbone = type(self.base_model.vision_encoder.backbone)
+            attn_implementation = {"": attn_implementation, "text_config": attn_implementation,
+                                   "vision_config": supported_attention(backbone, attn_implementation)}
         super().set_attn_implementation(attn_implementation, allow_all_kernels=allow_all_kernels)
 
     @classmethod
@@ -103,6 +111,14 @@ class SiaSamReaPreTrainedModel(PreTrainedModel):
         cache") and makes numerics depend on what was downloaded."""
         kwargs.setdefault("use_kernels", False)
         return super().from_pretrained(*args, **kwargs)
+
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        """False: like the library's models, `_init_weights` initialises with `transformers.initialization` and no
+        module is tied, so transformers' own initialisation rules apply. (For custom code it skips a module whose own
+        parameters are all loaded, which would skip SigLIP's and CLIP's layer-level initialisation of their linear
+        layers when a folder lacks them.)"""
+        return False
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
         """`PreTrainedModel.save_pretrained`, and the folder loads as a `video-question-answering` pipeline too (with
@@ -125,15 +141,77 @@ class SiaSamReaPreTrainedModel(PreTrainedModel):
             init.copy_(module.clip_weight_prior, module._prior(self.config))
 
 
-class SiaSamReaVisionEncoder(nn.Module):
-    """Frames → ResNet last-stage grid → ClipBERT grid encoder (3×3 conv to the transformer width, 2×2 max-pool, ReLU)."""
+# The family adapters below turn a clip `(clips, frames, 3, H, W)` into a grid of visual tokens `(clips, T, R, C, h)`
+# at the transformer width h (T time steps: frames, or a video transformer's tubelet steps) and optional extra tokens
+# `(clips, T', E, h)` (a ViT's class / pooled token); `SiaSamReaVisualEmbeddings` pools them into the clip's tokens.
+
+# Modules of a backbone that only compute its pooled output: unused, hence frozen, without `vision_cls_token`
+POOLING_HEADS = {"clip_vision_model": "post_layernorm", "siglip_vision_model": "head", "siglip2_vision_model": "head",
+                 "vivit": "pooler"}
+# attention implementations and the class flag saying that a backbone supports them (eager: every backbone)
+ATTENTION_SUPPORT = {"sdpa": "_supports_sdpa", "flash_attention_2": "_supports_flash_attn",
+                     "flash_attention_3": "_supports_flash_attn", "flex_attention": "_supports_flex_attn"}
+
+
+def supported_attention(model_class: type[PreTrainedModel], requested: str | None) -> str | None:
+    """`requested` if the backbone class supports it, else eager (a ResNet has no attention, TimeSformer only eager);
+    None leaves the backbone its own default."""
+    if requested in (None, "eager") or getattr(model_class, ATTENTION_SUPPORT.get(requested, ""), False):
+        return requested
+    return "eager"
+
+
+def build_backbone(config: SiaSamReaConfig) -> PreTrainedModel:
+    """`AutoModel.from_config(config.vision_config)` (as LLaVA builds its vision tower), with an attention
+    implementation the backbone supports: the model's where it can, else eager."""
+    vision_config = config.vision_config
+    model_class = MODEL_MAPPING[type(vision_config)]
+    requested = vision_config._attn_implementation or config._attn_implementation
+    vision_config._attn_implementation_internal = supported_attention(model_class, requested)
+    return AutoModel.from_config(vision_config)
+
+
+def freeze_backbone(backbone: PreTrainedModel, config: SiaSamReaConfig) -> None:
+    """Stop training the backbone weights that `freeze_vision`, `vision_trainable_layers` and `vision_cls_token`
+    leave out: all of them, all but its last layers (the blocks of its largest `ModuleList`, and what comes after
+    them), its pooling head when nothing uses it."""
+    frozen = []
+    if config.freeze_vision:
+        frozen = list(backbone.parameters())
+    elif config.vision_trainable_layers is not None:
+        blocks = max((module for module in backbone.modules() if isinstance(module, nn.ModuleList)),
+                     key=lambda module: sum(parameter.numel() for parameter in module.parameters()))
+        if config.vision_trainable_layers > len(blocks):
+            raise ValueError(f"vision_trainable_layers={config.vision_trainable_layers}, but the vision backbone has "
+                             f"{len(blocks)} layers")
+        parameters = list(backbone.parameters())
+        trained = blocks[len(blocks) - config.vision_trainable_layers:]
+        first = next(iter(trained.parameters()), None)
+        start = len(parameters) if first is None else next(i for i, p in enumerate(parameters) if p is first)
+        frozen = parameters[:start]
+    head = POOLING_HEADS.get(config.vision_config.model_type)
+    if not config.vision_cls_token and head is not None:
+        frozen += [parameter for name, parameter in backbone.named_parameters() if name.startswith(head + ".")]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+
+
+def class_tokens(outputs: BaseModelOutputWithPooling, num_patches: int) -> torch.Tensor | None:
+    """A ViT's image- or clip-level tokens `(n, E, D)`: its pooled output (CLIP's normalised class token, SigLIP's
+    attention pooling, ViViT's pooler), else the tokens before its `num_patches` patch tokens (TimeSformer's class
+    token); None when it has neither (VideoMAE, SigLIP without its head)."""
+    tokens, pooled = outputs.last_hidden_state, getattr(outputs, "pooler_output", None)
+    pooled = tokens[:, : tokens.shape[1] - num_patches] if pooled is None else pooled[:, None]  # (n, E, D)
+    return pooled if pooled.shape[1] else None
+
+
+class SiaSamReaGridEncoder(nn.Module):
+    """A CNN (ResNet) on every frame → its last feature map → ClipBERT's grid encoder (3×3 conv to the transformer
+    width, 2×2 max-pool, ReLU)."""
 
     def __init__(self, config: SiaSamReaConfig):
         super().__init__()
-        # the ResNet has no attention: it runs eager whatever the model's attention implementation (transformers would
-        # reject e.g. attn_implementation="sdpa" for it)
-        config.vision_config._attn_implementation_internal = "eager"
-        self.backbone = ResNetModel(config.vision_config)
+        self.backbone = build_backbone(config)
         self.grid_encoder = nn.Sequential(
             nn.Conv2d(config.vision_config.hidden_sizes[-1], config.hidden_size, kernel_size=3, padding=1),
             nn.MaxPool2d(kernel_size=2, stride=2),
@@ -148,21 +226,21 @@ class SiaSamReaVisionEncoder(nn.Module):
     def _batchnorms(self) -> list[nn.BatchNorm2d]:
         return [module for module in self.backbone.modules() if isinstance(module, nn.BatchNorm2d)]
 
-    def train(self, mode: bool = True) -> "SiaSamReaVisionEncoder":
+    def train(self, mode: bool = True) -> "SiaSamReaGridEncoder":
         super().train(mode)
         if self.frozen_batchnorm:
             for module in self._batchnorms():
                 module.eval()
         return self
 
-    def forward(self, pixel_values: torch.Tensor, output_hidden_states: bool = False) -> BaseModelOutputWithPooling:
-        """Frames `(frames, 3, H, W)` → for a ResNet-50 (stride 32, then pooled):
-
-        `last_hidden_state`: the ResNet's last feature map `(frames, C, H/32, W/32)`; `pooler_output`: the grid
-        `(frames, hidden_size, H/64, W/64)`; `hidden_states` (with `output_hidden_states`): the embedder's and every
-        stage's feature map, as `ResNetModel` returns them.
-        """
-        hidden_state = self.backbone.embedder(pixel_values)
+    def forward(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, None, BaseModelOutput]:
+        """Clips `(clips, frames, 3, H, W)` → for a ResNet-50 (stride 32, then pooled) the grid
+        `(clips, frames, H/64, W/64, hidden_size)`, no extra tokens, and the ResNet's output: its last feature map
+        `(clips * frames, C, H/32, W/32)` and (with `output_hidden_states`) the embedder's and every stage's."""
+        num_clips, num_frames = pixel_values.shape[:2]
+        hidden_state = self.backbone.embedder(pixel_values.flatten(0, 1))  # (clips * frames, 3, H, W) -> ...
         hidden_states = [hidden_state]
         for stage in self.backbone.encoder.stages:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
@@ -170,44 +248,181 @@ class SiaSamReaVisionEncoder(nn.Module):
             else:
                 hidden_state = stage(hidden_state)
             hidden_states.append(hidden_state)
-        return BaseModelOutputWithPooling(
-            last_hidden_state=hidden_state,
-            pooler_output=self.grid_encoder(hidden_state),
-            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+        grid = self.grid_encoder(hidden_state)  # (clips * frames, h, R, C)
+        grid = grid.unflatten(0, (num_clips, num_frames)).permute(0, 1, 3, 4, 2)  # -> (clips, frames, R, C, h)
+        return grid, None, BaseModelOutput(
+            last_hidden_state=hidden_state, hidden_states=tuple(hidden_states) if output_hidden_states else None
         )
 
 
+class SiaSamReaFrameEncoder(nn.Module):
+    """An image ViT (CLIP, SigLIP, SigLIP2 vision tower) on every frame as a batch of images → its patch tokens (and
+    its pooled / class token) projected to the transformer width."""
+
+    def __init__(self, config: SiaSamReaConfig):
+        super().__init__()
+        self.backbone = build_backbone(config)
+        self.projection = nn.Linear(config.vision_config.hidden_size, config.hidden_size)
+        self.patch_size = config.vision_config.patch_size
+        self.image_size = getattr(config.vision_config, "image_size", None)
+        self.takes_patches = config.vision_config.model_type == "siglip2_vision_model"  # NaFlex: patches + shapes
+        self.cls_token = config.vision_cls_token
+
+    def _run_backbone(self, frames: torch.Tensor, **kwargs: Any) -> BaseModelOutputWithPooling:
+        """The backbone on images `(n, 3, H, W)`, as patches with their grid shape for SigLIP2."""
+        num_images, channels, height, width = frames.shape
+        rows, cols, patch = height // self.patch_size, width // self.patch_size, self.patch_size
+        if self.takes_patches:  # (n, 3, R*p, C*p) -> (n, R, C, p, p, 3) -> (n, R*C, p*p*3), SigLIP2's patch layout
+            patches = frames[..., : rows * patch, : cols * patch]
+            patches = patches.reshape(num_images, channels, rows, patch, cols, patch)
+            patches = patches.permute(0, 2, 4, 3, 5, 1).reshape(num_images, rows * cols, -1)
+            shapes = torch.tensor([[rows, cols]], device=frames.device).expand(num_images, 2)
+            mask = torch.ones(num_images, rows * cols, dtype=torch.long, device=frames.device)
+            return self.backbone(pixel_values=patches, pixel_attention_mask=mask, spatial_shapes=shapes, **kwargs)
+        resized = self.image_size is not None and (height, width) != (self.image_size, self.image_size)
+        return self.backbone(pixel_values=frames, interpolate_pos_encoding=resized, **kwargs)
+
+    def forward(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, BaseModelOutput]:
+        """Clips `(clips, frames, 3, H, W)` → the grid `(clips, frames, H/p, W/p, hidden_size)` of projected patch
+        tokens (patch size p), the projected pooled token of every frame `(clips, frames, 1, hidden_size)` (with
+        `vision_cls_token`), and the backbone's output with every frame's tokens of a clip in a row:
+        `last_hidden_state` `(clips, frames * tokens, vision hidden size)`, hidden states and attentions alike."""
+        num_clips, num_frames, _, height, width = pixel_values.shape
+        rows, cols = height // self.patch_size, width // self.patch_size
+        outputs = self._run_backbone(pixel_values.flatten(0, 1), output_hidden_states=output_hidden_states,
+                                     output_attentions=output_attentions)  # (clips * frames, E + R*C, D)
+        tokens = outputs.last_hidden_state
+        patches = self.projection(tokens[:, tokens.shape[1] - rows * cols:])  # prefix (class) tokens come first
+        # (clips * frames, R*C, h) -> (clips, frames, R, C, h)
+        grid = patches.view(num_clips, num_frames, rows, cols, -1)
+        extra = class_tokens(outputs, rows * cols) if self.cls_token else None
+        if extra is not None:  # (clips * frames, E, D) -> (clips, frames, E, h)
+            extra = self.projection(extra).unflatten(0, (num_clips, num_frames))
+
+        def per_clip(states: torch.Tensor) -> torch.Tensor:
+            return states.unflatten(0, (num_clips, num_frames)).flatten(1, 2)  # -> (clips, frames * tokens, D)
+
+        return grid, extra, BaseModelOutput(
+            last_hidden_state=per_clip(tokens),
+            hidden_states=None if outputs.hidden_states is None else tuple(map(per_clip, outputs.hidden_states)),
+            attentions=outputs.attentions,
+        )
+
+
+class SiaSamReaVideoEncoder(nn.Module):
+    """A video transformer (VideoMAE, TimeSformer, ViViT) on every clip → its spatio-temporal tokens (one per tubelet)
+    and its class / pooled token, projected to the transformer width."""
+
+    def __init__(self, config: SiaSamReaConfig):
+        super().__init__()
+        vision_config = config.vision_config
+        self.backbone = build_backbone(config)
+        self.projection = nn.Linear(vision_config.hidden_size, config.hidden_size)
+        self.model_type = vision_config.model_type
+        if self.model_type == "vivit":
+            self.tubelet = tuple(vision_config.tubelet_size)  # (t, p_h, p_w)
+        else:  # TimeSformer: one frame per token
+            time = vision_config.tubelet_size if self.model_type == "videomae" else 1
+            self.tubelet = (time, vision_config.patch_size, vision_config.patch_size)
+        if self.model_type == "timesformer" and vision_config.attention_type != "divided_space_time":
+            raise ValueError(f"a TimeSformer backbone with attention_type={vision_config.attention_type!r} gives no "
+                             "spatio-temporal tokens; use 'divided_space_time'")
+        # VideoMAE's and ViViT's position embeddings are built for their number of frames; TimeSformer's are resized
+        self.num_frames = None if self.model_type == "timesformer" else vision_config.num_frames
+        self.image_size = vision_config.image_size
+        self.cls_token = config.vision_cls_token
+
+    def forward(
+        self, pixel_values: torch.Tensor, output_hidden_states: bool = False, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, BaseModelOutput]:
+        """Clips `(clips, frames, 3, H, W)` → the grid `(clips, frames/t, H/p, W/p, hidden_size)` of projected tubelet
+        tokens (tubelet t×p×p), the projected class / pooled token `(clips, 1, 1, hidden_size)` (with
+        `vision_cls_token`, where the backbone has one), and the backbone's output."""
+        num_clips, num_frames, _, height, width = pixel_values.shape
+        if self.num_frames is not None and num_frames != self.num_frames:
+            raise ValueError(f"this {self.model_type} backbone takes clips of {self.num_frames} frames (its "
+                             f"num_frames), got {num_frames}: sample {self.num_frames} frames per clip")
+        steps, rows, cols = num_frames // self.tubelet[0], height // self.tubelet[1], width // self.tubelet[2]
+        kwargs = {}
+        if self.model_type == "vivit":  # its spatial position embeddings are resized on request
+            kwargs["interpolate_pos_encoding"] = (height, width) != (self.image_size, self.image_size)
+        outputs = self.backbone(pixel_values=pixel_values, output_hidden_states=output_hidden_states,
+                                output_attentions=output_attentions, **kwargs)  # (clips, E + steps*R*C, D)
+        tokens = outputs.last_hidden_state
+        patches = self.projection(tokens[:, tokens.shape[1] - steps * rows * cols:])  # (clips, steps*R*C, h)
+        if self.model_type == "timesformer":  # space-major: (clips, R*C*steps, h) -> (clips, R, C, steps, h) -> ...
+            grid = patches.view(num_clips, rows, cols, steps, -1).permute(0, 3, 1, 2, 4)
+        else:  # (clips, steps*R*C, h) -> (clips, steps, R, C, h)
+            grid = patches.view(num_clips, steps, rows, cols, -1)
+        extra = class_tokens(outputs, steps * rows * cols) if self.cls_token else None
+        if extra is not None:  # (clips, E, D) -> (clips, 1, E, h)
+            extra = self.projection(extra)[:, None]
+        return grid, extra, BaseModelOutput(
+            last_hidden_state=tokens, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+VISION_ENCODERS = {"grid": SiaSamReaGridEncoder, "frame": SiaSamReaFrameEncoder, "video": SiaSamReaVideoEncoder}
+
+
 class SiaSamReaVisualEmbeddings(nn.Module):
-    """Clip grid → visual tokens: temporal mean, learned row/column position and token-type embeddings, LayerNorm."""
+    """Visual tokens of a clip → temporal pooling (mean, or concatenation with learned temporal position embeddings),
+    optional spatial pooling, learned row/column position and token-type embeddings, LayerNorm."""
 
     def __init__(self, config: SiaSamReaConfig):
         super().__init__()
         hidden_size = config.hidden_size
         self.row_position_embeddings = nn.Embedding(config.max_grid_row_position_embeddings, hidden_size)
         self.col_position_embeddings = nn.Embedding(config.max_grid_col_position_embeddings, hidden_size)
+        self.temporal_pooling = config.vision_temporal_pooling
+        if self.temporal_pooling == "concat":
+            self.temporal_position_embeddings = nn.Embedding(config.max_temporal_position_embeddings, hidden_size)
+        self.spatial_pooling = config.vision_spatial_pooling
         self.token_type_embeddings = nn.Embedding(1, hidden_size)
         self.LayerNorm = nn.LayerNorm(hidden_size, eps=config.text_config.layer_norm_eps)
         self.dropout = nn.Dropout(config.text_config.hidden_dropout_prob)
 
-    def forward(self, grid: torch.Tensor) -> torch.Tensor:
-        """`(clips, frames, hidden, rows, cols)` → `(clips, rows * cols, hidden)`."""
-        rows, cols = grid.shape[-2:]
-        if rows > self.row_position_embeddings.num_embeddings or cols > self.col_position_embeddings.num_embeddings:
-            raise ValueError(
-                f"the frames give a {rows}x{cols} grid of visual tokens, but the model has position embeddings for at "
-                f"most {self.row_position_embeddings.num_embeddings}x{self.col_position_embeddings.num_embeddings}; "
-                "use smaller frames or raise max_grid_row/col_position_embeddings"
-            )
-        grid = grid.mean(dim=1).permute(0, 2, 3, 1)  # (clips, frames, h, R, C) -> (clips, R, C, h)
+    def forward(self, grid: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """`grid` `(clips, T, R, C, hidden)` and `extra` `(clips, T', E, hidden)` or None → `(clips, [T' *] E +
+        [T *] R' * C', hidden)`: the extra tokens, then the grid's row by row (R' = ceil(R / spatial pooling))."""
+        if self.temporal_pooling == "mean":  # (clips, T, R, C, h) -> (clips, 1, R, C, h)
+            grid = grid.mean(dim=1, keepdim=True)
+            extra = None if extra is None else extra.mean(dim=1, keepdim=True)
+        if self.spatial_pooling > 1:  # (clips * T, h, R, C) -> (clips * T, h, R', C') -> (clips, T, R', C', h)
+            pooled = nn.functional.avg_pool2d(grid.flatten(0, 1).permute(0, 3, 1, 2), self.spatial_pooling,
+                                              ceil_mode=True)
+            grid = pooled.permute(0, 2, 3, 1).unflatten(0, grid.shape[:2])
+        steps, rows, cols = grid.shape[1:4]
+        limits = {"rows": (rows, self.row_position_embeddings, "max_grid_row_position_embeddings"),
+                  "columns": (cols, self.col_position_embeddings, "max_grid_col_position_embeddings")}
+        if self.temporal_pooling == "concat":
+            limits["time steps"] = (max(steps, 0 if extra is None else extra.shape[1]),
+                                    self.temporal_position_embeddings, "max_temporal_position_embeddings")
+        for what, (size, embeddings, field) in limits.items():
+            if size > embeddings.num_embeddings:
+                raise ValueError(f"the clips give {size} {what} of visual tokens, but the model has position "
+                                 f"embeddings for at most {embeddings.num_embeddings}: use smaller (or fewer) frames "
+                                 f"or raise {field}")
         row_ids = torch.arange(rows, device=grid.device)
         col_ids = torch.arange(cols, device=grid.device)
         grid = grid + self.row_position_embeddings(row_ids)[:, None, :] + self.col_position_embeddings(col_ids)[None]
-        tokens = grid.flatten(1, 2) + self.token_type_embeddings.weight[0]  # (clips, R, C, h) -> (clips, R*C, h)
+        if self.temporal_pooling == "concat":  # (T, h) -> (T, 1, 1, h) and (T', 1, h): each time step's embedding
+            grid = grid + self.temporal_position_embeddings(torch.arange(steps, device=grid.device))[:, None, None]
+            if extra is not None:
+                time_ids = torch.arange(extra.shape[1], device=grid.device)
+                extra = extra + self.temporal_position_embeddings(time_ids)[:, None]
+        tokens = grid.flatten(1, 3)  # (clips, T, R, C, h) -> (clips, T * R * C, h)
+        if extra is not None:  # (clips, T', E, h) -> (clips, T' * E, h), before the grid
+            tokens = torch.cat([extra.flatten(1, 2), tokens], dim=1)
+        tokens = tokens + self.token_type_embeddings.weight[0]
         return self.dropout(self.LayerNorm(tokens))
 
 
 class SiaSamReaModel(SiaSamReaPreTrainedModel):
-    """The ClipBERT body: video encoder, BERT text embeddings, and a BERT encoder over `[text tokens ; visual tokens]`."""
+    """The ClipBERT body: the vision backbone and its adapter (`VISION_ENCODERS`, by family), the visual embeddings,
+    BERT text embeddings, and a BERT encoder over `[text tokens ; visual tokens]`."""
 
     main_input_name = "input_ids"
 
@@ -219,11 +434,12 @@ class SiaSamReaModel(SiaSamReaPreTrainedModel):
         # ... and feed-forward chunking too: a top-level setting applies to them
         if config.chunk_size_feed_forward:
             config.text_config.chunk_size_feed_forward = config.chunk_size_feed_forward
-        self.vision_encoder = SiaSamReaVisionEncoder(config)
+        self.vision_encoder = VISION_ENCODERS[config.vision_family](config)
         self.visual_embeddings = SiaSamReaVisualEmbeddings(config)
         self.embeddings = BertEmbeddings(config.text_config)
         self.encoder = BertEncoder(config.text_config)
         self.pooler = BertPooler(config.text_config)
+        freeze_backbone(self.vision_encoder.backbone, config)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Embedding:
@@ -234,23 +450,33 @@ class SiaSamReaModel(SiaSamReaPreTrainedModel):
 
     @can_return_tuple
     def get_video_features(
-        self, pixel_values_videos: torch.FloatTensor, output_hidden_states: bool | None = None
+        self,
+        pixel_values_videos: torch.FloatTensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> BaseModelOutputWithPooling:
         r"""
         pixel_values_videos (`(clips, frames, 3, H, W)`): clips of frames.
 
-        Returns `pooler_output`: the clips' visual tokens `(clips, rows * cols, hidden_size)`, what `forward` takes as
-        `video_embeds`; `last_hidden_state`: the ResNet's last feature map of every frame `(clips * frames, C, h, w)`;
-        `hidden_states` (with `output_hidden_states`): the ResNet embedder's and stages' feature maps.
+        Returns `pooler_output`: the clips' visual tokens `(clips, V, hidden_size)`, what `forward` takes as
+        `video_embeds`; `last_hidden_state`, `hidden_states` (with `output_hidden_states`) and `attentions` (with
+        `output_attentions`, ViT backbones): the vision backbone's, see the family's encoder (a ResNet's last feature
+        map of every frame `(clips * frames, C, h, w)`; an image ViT's tokens of a clip's frames in a row
+        `(clips, frames * tokens, D)`; a video transformer's `(clips, tokens, D)`).
         """
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
-        num_clips, num_frames = pixel_values_videos.shape[:2]
-        # (clips * frames, 3, H, W) -> grid (clips * frames, h, R, C)
-        outputs = self.vision_encoder(pixel_values_videos.flatten(0, 1), output_hidden_states=output_hidden_states)
-        grid = outputs.pooler_output.unflatten(0, (num_clips, num_frames))  # -> (clips, frames, h, R, C)
-        outputs.pooler_output = self.visual_embeddings(grid)
-        return outputs
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        grid, extra, outputs = self.vision_encoder(
+            pixel_values_videos, output_hidden_states=output_hidden_states, output_attentions=output_attentions
+        )
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=self.visual_embeddings(grid, extra),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
 
     @capture_outputs
     def forward(
@@ -273,7 +499,7 @@ class SiaSamReaModel(SiaSamReaPreTrainedModel):
             raise ValueError("pass exactly one of pixel_values and video_embeds")
         if video_embeds is None:
             video_embeds = self.get_video_features(
-                pixel_values, output_hidden_states=False, return_dict=True
+                pixel_values, output_hidden_states=False, output_attentions=False, return_dict=True
             ).pooler_output  # (batch, V, h)
         text_embeds = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
         embeds = torch.cat([text_embeds, video_embeds], dim=1)  # (batch, L + V, h)
@@ -356,6 +582,11 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         self.siamese_head = SiameseKnowledgeHead(config)
         self.post_init()
 
+    def get_video_features(self, pixel_values_videos: torch.FloatTensor, **kwargs: Any) -> BaseModelOutputWithPooling:
+        """The visual tokens of clips `(clips, frames, 3, H, W)` and the vision backbone's outputs
+        (`SiaSamReaModel.get_video_features`)."""
+        return self.siasamrea.get_video_features(pixel_values_videos, **kwargs)
+
     def answer_head(self, task: str | None = None) -> nn.Sequential:
         """The answer head of a task (the only one of a single-task model)."""
         name = self.config.resolve_task(task)
@@ -409,19 +640,34 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
     def from_vision_text_pretrained(
         cls, vision_model_name_or_path: str, text_model_name_or_path: str, **config_kwargs
     ) -> "SiaSamReaForVideoQuestionAnswering":
-        """Build a model whose ResNet and BERT come from separate checkpoints (Hub names or local folders).
+        """Build a model whose vision backbone and BERT come from separate checkpoints (Hub names or local folders).
 
-        The grid encoder, visual embeddings and answer head start from random initialisation; `config_kwargs` go
-        to `SiaSamReaConfig` (e.g. `task`, `num_answers`, `id2label`).
+        The vision checkpoint may hold any supported backbone (`VISION_FAMILIES`), whatever its head: a ResNet
+        (`"microsoft/resnet-50"`), an image ViT or the vision tower of an image-text model
+        (`"google/siglip-base-patch16-224"`, `"openai/clip-vit-base-patch16"`), a video transformer
+        (`"MCG-NJU/videomae-base"`, `"facebook/timesformer-base-finetuned-k400"`). Its weights and BERT's are loaded;
+        the vision adapter, the visual embeddings and the heads start from random initialisation (logged).
+        `config_kwargs` go to `SiaSamReaConfig` (e.g. `task`, `num_answers`, `id2label`, `freeze_vision`).
         """
-        vision = ResNetModel.from_pretrained(vision_model_name_or_path)
+        vision_config = AutoConfig.from_pretrained(vision_model_name_or_path)
+        if vision_config.model_type in VISION_TOWERS:  # an image-text model (CLIP, SigLIP): its vision tower
+            vision_config = vision_config.vision_config
         text = BertModel.from_pretrained(text_model_name_or_path)
-        config = SiaSamReaConfig(vision_config=vision.config.to_dict(), text_config=text.config.to_dict(), **config_kwargs)
+        config = SiaSamReaConfig(vision_config=vision_config.to_dict(), text_config=text.config.to_dict(),
+                                 **config_kwargs)
+        vision = MODEL_MAPPING[type(config.vision_config)].from_pretrained(vision_model_name_or_path)
         model = cls(config)
         body = model.siasamrea
         body.vision_encoder.backbone.load_state_dict(vision.state_dict())
         for name in ("embeddings", "encoder", "pooler"):
             getattr(body, name).load_state_dict(getattr(text, name).state_dict())
+        pretrained = ("siasamrea.vision_encoder.backbone.", "siasamrea.embeddings.", "siasamrea.encoder.",
+                      "siasamrea.pooler.")
+        new = sorted({name.rsplit(".", 1)[0] for name, _ in model.named_parameters()
+                      if not name.startswith(pretrained)})
+        logger.warning("%s: vision backbone from %s (%s), text encoder from %s; newly initialised: %s",
+                       cls.__name__, vision_model_name_or_path, config.vision_config.model_type,
+                       text_model_name_or_path, ", ".join(new))
         return model
 
     def _check_inputs(
@@ -466,7 +712,7 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         """
         batch_size, num_clips = pixel_values.shape[:2]
         video_embeds = self.siasamrea.get_video_features(
-            pixel_values.flatten(0, 1), output_hidden_states=False, return_dict=True
+            pixel_values.flatten(0, 1), output_hidden_states=False, output_attentions=False, return_dict=True
         ).pooler_output  # (b * clips, V, h)
         text_shape = input_ids.shape[1:]  # (L,) or (choices, L)
         texts_per_clip = input_ids.shape[1] if input_ids.dim() == 3 else 1

@@ -1,7 +1,7 @@
 """`video-question-answering` pipeline for SiaSamRea models, shippable next to the weights as remote code.
 
 A flat module with relative imports only: `VideoQuestionAnsweringPipeline.save_pretrained` (or
-`save_pipeline_folder`) copies it, with `sampling.py` and `video_io.py`, into the saved folder and records it under
+`save_pipeline_folder`) copies it, with the processor's code, into the saved folder and records it under
 `custom_pipelines` in `config.json`, so that in any process
 
     pipeline("video-question-answering", model=folder, trust_remote_code=True)
@@ -22,8 +22,6 @@ from transformers import AutoModel, Pipeline, PreTrainedModel, ProcessorMixin
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .tasks import AGGREGATIONS
-from .sampling import SiameseSampler
-from .video_io import count_frames, read_clips
 
 TASK = "video-question-answering"
 # Frames per clip when neither the call, the pipeline nor the model config (`num_frames`) says otherwise.
@@ -68,9 +66,10 @@ class VideoQuestionAnsweringPipeline(Pipeline):
     """Answer a question about a video with a SiaSamRea model (open-ended, multiple-choice or count).
 
     Inference follows the paper: by default (`num_eval_clips=1`) only the anchor clip, `num_frames` frames spread
-    uniformly over the video (`SiameseSampler.sample_eval`), is decoded and encoded, so a call costs exactly one plain
-    forward of that clip. The model runs its siamese branch only when given labels, which the pipeline never passes:
-    there is no siamese sampling, knowledge generation or reasoning at inference. `num_eval_clips > 1` is
+    uniformly over the video (the video processor's evaluation sampling, `SiameseSampler.sample_eval`), is decoded and
+    encoded, so a call costs exactly one plain forward of that clip. The model runs its siamese branch only when given
+    labels, which the pipeline never passes: there is no siamese sampling, knowledge generation or reasoning at
+    inference. `num_eval_clips > 1` is
     ClipBERT-style dense inference: that many uniformly placed clips go through one batched forward and their logits
     are aggregated (`aggregation`: `"mean"`, `"max"` or `"lse"` = logsumexp) before the softmax.
 
@@ -99,8 +98,10 @@ class VideoQuestionAnsweringPipeline(Pipeline):
 
     @property
     def default_num_frames(self) -> int | str:
-        """Frames per clip when the call does not say: the model config's `num_frames` if saved, else 8."""
-        return getattr(self.model.config, "num_frames", None) or DEFAULT_NUM_FRAMES
+        """Frames per clip when the call does not say: the model config's `num_frames` if saved, else those its video
+        transformer backbone is built for, else 8."""
+        config = self.model.config
+        return getattr(config, "num_frames", None) or config.backbone_num_frames or DEFAULT_NUM_FRAMES
 
     def __call__(
         self, video: Any = None, question: str | None = None, choices: list[str] | None = None,
@@ -140,7 +141,8 @@ class VideoQuestionAnsweringPipeline(Pipeline):
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         preprocess_params, forward_params, postprocess_params = {}, {}, {}
         if num_frames is not None:
-            preprocess_params["sampler"] = SiameseSampler(num_frames=num_frames, num_siamese_clips=0)
+            self.processor.video_processor.sampler(num_frames=num_frames)  # a bad value raises here
+            preprocess_params["num_frames"] = num_frames
         if num_eval_clips is not None:
             preprocess_params["num_eval_clips"] = _check_positive_int("num_eval_clips", num_eval_clips)
         if task is not None:
@@ -179,10 +181,10 @@ class VideoQuestionAnsweringPipeline(Pipeline):
         return list(choices)
 
     def preprocess(
-        self, inputs: dict[str, Any], sampler: SiameseSampler | None = None, num_eval_clips: int = 1,
+        self, inputs: dict[str, Any], num_frames: int | str | None = None, num_eval_clips: int = 1,
         task: str | None = None,
     ) -> dict[str, Any]:
-        """Validate one input, decode only the sampled frames and run the processor."""
+        """Validate one input; the video processor samples its evaluation clip(s) and decodes only their frames."""
         if not isinstance(inputs, dict):
             raise ValueError(f"each input must be a dict with keys {INPUT_KEYS}, got {type(inputs).__name__}")
         unknown = sorted(set(inputs) - set(INPUT_KEYS))
@@ -194,12 +196,12 @@ class VideoQuestionAnsweringPipeline(Pipeline):
         task = self._resolve_task(inputs.get("task") or task, inputs.get("choices"))
         choices = self._check_choices(task, inputs.get("choices"))
         video = _as_video(inputs.get("video"))
-        if sampler is None:
-            sampler = SiameseSampler(num_frames=self.default_num_frames, num_siamese_clips=0)
-        clips = read_clips(video, sampler.sample_eval(count_frames(video), num_eval_clips))
-        model_inputs = dict(self.processor(videos=clips, text=question, choices=choices))
+        model_inputs = dict(self.processor(text=question, choices=choices))
         # numpy, so that batching lists the clips instead of concatenating them: their shapes may differ
-        model_inputs["pixel_values"] = model_inputs["pixel_values"].numpy()
+        model_inputs["pixel_values"] = self.processor.video_processor(
+            video, num_frames=num_frames or self.default_num_frames, num_eval_clips=num_eval_clips, training=False,
+            return_tensors="np",
+        )["pixel_values"]  # (1, clips, frames, 3, S, S)
         model_inputs["task"] = [task]  # one entry per batch item, like the tensors
         if choices is not None:
             model_inputs["choices"] = [choices]
@@ -254,9 +256,9 @@ class VideoQuestionAnsweringPipeline(Pipeline):
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
         """Save model, processor and this pipeline's code so that the folder loads with `pipeline(...,
         trust_remote_code=True)`; a `num_frames` given to this pipeline is kept as the config's default."""
-        sampler = self._preprocess_params.get("sampler")
-        if sampler is not None:
-            self.model.config.num_frames = sampler.num_frames
+        num_frames = self._preprocess_params.get("num_frames")
+        if num_frames is not None:
+            self.model.config.num_frames = num_frames
         super().save_pretrained(save_directory, **kwargs)  # model + config with `custom_pipelines` + this module
         self.processor.save_pretrained(save_directory, **kwargs)  # + processor_config.json, with its auto_map
 

@@ -1,4 +1,5 @@
-"""Processor for SiaSamRea: videos through the image processor, questions (and choices) through BERT's tokenizer."""
+"""Processor for SiaSamRea: videos through the video processor (or clips through the image processor), questions (and
+choices) through BERT's tokenizer."""
 
 import os
 from typing import Any
@@ -7,40 +8,88 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 from transformers.tokenization_utils_base import PreTrainedTokenizerBase
 from transformers.utils import PaddingStrategy, TensorType
+from transformers.video_processing_utils import VideoProcessorMixin
 
 from .image_processing_siasamrea import SiaSamReaImageProcessor
+from .video_processing_siasamrea import FRAME_SETTINGS, SiaSamReaVideoProcessor
 
 
 class SiaSamReaProcessor(ProcessorMixin):
     r"""
-    Wraps a [`SiaSamReaImageProcessor`] and a BERT tokenizer into one processor.
+    Wraps a [`SiaSamReaVideoProcessor`], the [`SiaSamReaImageProcessor`] with the same frame settings and a BERT
+    tokenizer into one processor.
 
+    - Whole videos: `processor.video_processor(videos, ...)` samples their clips (siamese in training, the anchor or
+      dense clips at evaluation), decodes those frames and gives `pixel_values` (the pipeline's path).
+    - Clips already sampled (`videos=` here, the training data's path): the image processor's frame transform, the
+      same resize, pad and normalisation. `image_processor.pixel_values_from_frames` does it on the device.
     - Open-ended / count questions: `input_ids`, `attention_mask`, `token_type_ids` of shape `(batch, L)`.
     - Multiple choice (`choices` given): every choice becomes ONE text segment `f"{question} {sep_token} {choice}"`,
       giving `(batch, num_choices, L)`.
-    - `videos`: `pixel_values` of shape `(batch, num_clips, num_frames, 3, S, S)` (see [`SiaSamReaImageProcessor`]).
 
     Args:
-        image_processor ([`SiaSamReaImageProcessor`]): The video-frame processor.
+        image_processor ([`SiaSamReaImageProcessor`], *optional*): The frame transform of sampled clips; made from the
+            video processor's settings when not given.
         tokenizer ([`PreTrainedTokenizerBase`]): A BERT (uncased) tokenizer.
+        video_processor ([`SiaSamReaVideoProcessor`], *optional*): Sampling, decoding and the frame transform of whole
+            videos; made from the image processor when not given (as for a folder saved before it existed).
     """
 
     def __init__(
-        self, image_processor: SiaSamReaImageProcessor, tokenizer: PreTrainedTokenizerBase, **kwargs: Any
+        self,
+        image_processor: SiaSamReaImageProcessor | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        video_processor: SiaSamReaVideoProcessor | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(image_processor, tokenizer, **kwargs)
+        if image_processor is None and video_processor is None:
+            raise ValueError("SiaSamReaProcessor needs a video_processor (or an image_processor)")
+        if video_processor is None:
+            video_processor = SiaSamReaVideoProcessor.from_image_processor(image_processor)
+        if image_processor is None:
+            image_processor = SiaSamReaImageProcessor(**video_processor.frame_settings())
+        frame_settings = {name: getattr(image_processor, name) for name in ("max_image_size", *FRAME_SETTINGS)}
+        differ = sorted(name for name, value in video_processor.frame_settings().items()
+                        if _listed(value) != _listed(frame_settings[name]))
+        if differ:
+            raise ValueError(f"the image processor and the video processor transform frames differently ({differ}): "
+                             "build one from the other")
+        super().__init__(image_processor, tokenizer, video_processor, **kwargs)
+
+    def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> type:
+        """As `ProcessorMixin`'s, but the video processor is checked against `VideoProcessorMixin` directly:
+        transformers looks it up in its video processor mapping, a placeholder without an attribute it reads when
+        torchvision is not installed."""
+        if argument_name != "video_processor":
+            return super().check_argument_for_proper_class(argument_name, argument)
+        if not isinstance(argument, VideoProcessorMixin):
+            raise TypeError(f"Received a {type(argument).__name__} for argument video_processor, but a video processor "
+                            "was expected.")
+        return VideoProcessorMixin
 
     @classmethod
-    def _get_arguments_from_pretrained(
-        cls, pretrained_model_name_or_path: str | os.PathLike, processor_dict: dict | None = None, **kwargs: Any
-    ) -> list[Any]:
-        """
-        Load the image processor with its concrete class and the tokenizer as the base class does. (The base class
-        asks `AutoImageProcessor`, to which this custom-code class is unknown without `trust_remote_code`.)
-        """
-        image_processor = SiaSamReaImageProcessor.from_pretrained(pretrained_model_name_or_path, **kwargs)
-        tokenizer = cls._load_tokenizer_from_pretrained("tokenizer", pretrained_model_name_or_path, **kwargs)
-        return [image_processor, tokenizer]
+    def _resolve_subprocessors(
+        cls, pretrained_model_name_or_path: str | os.PathLike, processor_dict: dict[str, Any], **kwargs: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The frame and video processors with their concrete classes, from the nested configs of
+        `processor_config.json` (the auto classes do not know these custom-code classes without
+        `trust_remote_code`); a folder saved before the video processor existed has only the image processor's, and
+        the video processor is made from it. The tokenizer as the base class loads it."""
+        processor_dict = dict(processor_dict)
+        for name, processor_class in (("image_processor", SiaSamReaImageProcessor),
+                                      ("video_processor", SiaSamReaVideoProcessor)):
+            if kwargs.get(name) is None and isinstance(processor_dict.get(name), dict):
+                processor_dict[name] = processor_class.from_dict(processor_dict[name])  # built: the base skips it
+        if processor_dict.get("video_processor") is None and kwargs.get("video_processor") is None:
+            image_processor = kwargs.get("image_processor") or processor_dict["image_processor"]
+            processor_dict["video_processor"] = SiaSamReaVideoProcessor.from_image_processor(image_processor)
+        return super()._resolve_subprocessors(pretrained_model_name_or_path, processor_dict, **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> list[str]:
+        """`ProcessorMixin.save_pretrained`, and the video processor on its own too (`video_preprocessor_config.json`),
+        so that the folder loads with `AutoVideoProcessor`."""
+        files = super().save_pretrained(save_directory, *args, **kwargs)
+        return [*files, *self.video_processor.save_pretrained(save_directory)]
 
     def __call__(
         self,
@@ -56,7 +105,8 @@ class SiaSamReaProcessor(ProcessorMixin):
         Prepare a batch for the SiaSamRea model.
 
         Args:
-            videos: one uint8 video `(num_clips, num_frames, H, W, 3)` (numpy or torch), a list of them or a 6-D batch.
+            videos: the sampled clips of one video, uint8 `(num_clips, num_frames, H, W, 3)` (numpy or torch), a list of
+                them or a 6-D batch (whole videos go through `self.video_processor`).
             text: a question or a list of questions (one per video).
             choices: the answer candidates: a `list[str]` for one question, or a `list[list[str]]` with one list per
                 question, every list of the same length.
@@ -120,6 +170,11 @@ class SiaSamReaProcessor(ProcessorMixin):
                     raise ValueError(f"Empty or non-string choice {choice!r} for question {question!r}.")
                 segments.append(f"{question} {sep} {choice}")
         return segments
+
+
+def _listed(value: Any) -> Any:
+    """Per-channel statistics compare as lists whether saved as tuples or lists."""
+    return list(value) if isinstance(value, (tuple, list)) else value
 
 
 __all__ = ["SiaSamReaProcessor"]

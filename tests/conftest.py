@@ -25,14 +25,29 @@ TINY_TEXT = dict(
     vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
     max_position_embeddings=64,
 )
+# A tiny vision backbone of each supported type, for 32x32 frames and clips of 2 frames: each gives a 2x2 grid of
+# visual tokens (the ViTs' 16-pixel patches or tubelets of 2 frames); ViTs also a class / pooled token
+_VIT = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2)
+TINY_BACKBONES = {
+    "resnet": TINY_VISION,
+    "clip": dict(model_type="clip_vision_model", image_size=32, patch_size=16, **_VIT),
+    "siglip": dict(model_type="siglip_vision_model", image_size=32, patch_size=16, **_VIT),
+    "siglip2": dict(model_type="siglip2_vision_model", num_patches=4, patch_size=16, **_VIT),
+    "videomae": dict(model_type="videomae", image_size=32, patch_size=16, num_frames=2, tubelet_size=2, **_VIT),
+    "timesformer": dict(model_type="timesformer", image_size=32, patch_size=16, num_frames=2, **_VIT),
+    "vivit": dict(model_type="vivit", image_size=32, tubelet_size=[2, 16, 16], num_frames=2, **_VIT),
+}
+# the backbones tested through every path users take: one per family
+FAMILY_BACKBONES = {"grid": "resnet", "frame": "siglip", "video": "videomae"}
 
 
-def tiny_config(task: str = "open_ended", **kwargs) -> SiaSamReaConfig:
+def tiny_config(task: str = "open_ended", backbone: str = "resnet", **kwargs) -> SiaSamReaConfig:
     """A model small enough for CPU tests: 32×32 frames give a 2×2 grid of visual tokens."""
     kwargs.setdefault("num_siamese_clips", 2)
     if task == "open_ended":
         kwargs.setdefault("num_answers", 5)
-    return SiaSamReaConfig(task=task, vision_config=dict(TINY_VISION), text_config=dict(TINY_TEXT), **kwargs)
+    return SiaSamReaConfig(task=task, vision_config=dict(TINY_BACKBONES[backbone]), text_config=dict(TINY_TEXT),
+                           **kwargs)
 
 
 def tiny_inputs(config: SiaSamReaConfig, batch: int = 2, clips: int = 3, frames: int = 2, choices: int = 4,

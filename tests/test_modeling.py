@@ -8,8 +8,9 @@ import textwrap
 
 import pytest
 import torch
-from conftest import TINY_TEXT, TINY_VISION, tiny_config, tiny_inputs
+from conftest import FAMILY_BACKBONES, TINY_TEXT, TINY_VISION, tiny_config, tiny_inputs
 from transformers import AutoModel, BertConfig, BertModel, ResNetConfig, ResNetModel
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from modeling_siasamrea import (
     SiaSamReaConfig,
@@ -223,8 +224,9 @@ def test_eval_forward_is_deterministic_and_batch_independent():
     torch.testing.assert_close(both, singles)
 
 
-def test_gradient_checkpointing_gives_the_same_gradients():
-    model = model_for("open_ended", siamese_clips_supervised=True).train()
+@pytest.mark.parametrize("backbone", FAMILY_BACKBONES.values())
+def test_gradient_checkpointing_gives_the_same_gradients(backbone):
+    model = model_for("open_ended", backbone=backbone, siamese_clips_supervised=True).train()
     model.config.text_config.hidden_dropout_prob = 0.0
     inputs = tiny_inputs(model.config, clips=3)
 
@@ -236,7 +238,11 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 
     plain = gradients()
     model.activation_checkpointing_enable()
-    assert model.siasamrea.vision_encoder.gradient_checkpointing
+    vision = model.siasamrea.vision_encoder
+    # the ResNet's stages are checkpointed by its encoder, a ViT's layers by themselves
+    layers = [module for module in vision.backbone.modules() if isinstance(module, GradientCheckpointingLayer)]
+    assert vision.gradient_checkpointing if backbone == "resnet" else layers and all(
+        layer.gradient_checkpointing for layer in layers)
     assert model.siasamrea.encoder.layer[0].gradient_checkpointing
     checkpointed = gradients()
     assert plain.keys() == checkpointed.keys()

@@ -1,15 +1,17 @@
 """transformers' common model and config tests (`ModelTesterMixin`, `ConfigTester`) on SiaSamRea.
 
 The mixins come from the sdist of the installed transformers (see `transformers_sdist.py`); this module is skipped,
-with the reason, when they have not been fetched. `SiaSamReaModel` is tested once (it does not depend on the task);
-`SiaSamReaForVideoQuestionAnswering` for each task, with `1 + num_siamese_clips` clips per video.
+with the reason, when they have not been fetched. With the ResNet backbone, `SiaSamReaModel` is tested once (it does
+not depend on the task) and `SiaSamReaForVideoQuestionAnswering` for each task, with `1 + num_siamese_clips` clips per
+video; the QA model once more for each other family of vision backbones (an image ViT per frame: SigLIP; a video
+transformer: VideoMAE), since what differs between backbones is the vision side, not the task.
 """
 
 import tempfile
 import unittest
 
 import torch
-from transformers import ResNetModel
+from conftest import TINY_BACKBONES
 from transformers.models.bert.modeling_bert import BertSelfAttention
 from transformers_sdist import import_common_tests
 
@@ -21,14 +23,21 @@ ConfigTester = common.configuration.ConfigTester
 ids_tensor = common.modeling.ids_tensor
 
 
+# visual tokens of a clip of 32x32 frames: a 2x2 grid (the ResNet's stride 8 and the grid encoder's 2x2 pooling;
+# 16-pixel ViT patches or tubelets), and SigLIP's pooled token
+VISUAL_TOKENS = {"resnet": 4, "siglip": 5, "videomae": 4}
+
+
 class SiaSamReaModelTester:
-    """Tiny configs and inputs for one model class and task (a 2-stage ResNet, a 2-layer BERT, 32x32 frames)."""
+    """Tiny configs and inputs for one model class, task and vision backbone (`conftest.TINY_BACKBONES`), a 2-layer
+    BERT, 32x32 frames."""
 
     def __init__(
         self,
         parent: unittest.TestCase,
         model_class: type = SiaSamReaForVideoQuestionAnswering,
         task: str = "open_ended",
+        backbone: str = "resnet",
         batch_size: int = 2,
         num_clips: int = 3,
         num_frames: int = 2,
@@ -55,7 +64,8 @@ class SiaSamReaModelTester:
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
         self.num_attention_heads = num_attention_heads
-        self.vision_config = {"depths": [1, 1], "hidden_sizes": [8, 16], "embedding_size": 8}
+        self.backbone = backbone
+        self.vision_config = dict(TINY_BACKBONES[backbone])
         self.text_config = {
             "vocab_size": vocab_size,
             "hidden_size": hidden_size,
@@ -64,14 +74,12 @@ class SiaSamReaModelTester:
             "intermediate_size": intermediate_size,
             "max_position_embeddings": 64,
         }
-        # the ResNet (stride 8 for two stages) and the grid encoder's 2x2 pooling give a (size/16)^2 grid of tokens
-        self.num_visual_tokens = (image_size // 16) ** 2
+        self.num_visual_tokens = VISUAL_TOKENS[backbone]
         # the multimodal transformer attends over [text tokens ; visual tokens]
         self.seq_length = text_length + self.num_visual_tokens
         # only the QA model has a loss to train
         self.is_training = model_class is SiaSamReaForVideoQuestionAnswering
-        if model_class is SiaSamReaModel:
-            self.video_model_tester = SiaSamReaVideoModelTester(self)
+        self.video_model_tester = SiaSamReaVideoModelTester(self)
 
     def get_config(self) -> SiaSamReaConfig:
         return SiaSamReaConfig(
@@ -108,30 +116,38 @@ class SiaSamReaModelTester:
 
 
 class SiaSamReaVideoModelTester:
-    """What the common tests check `SiaSamReaModel.get_video_features` with: clips of frames and the ResNet, whose
-    embedder and stage outputs are its hidden states."""
+    """What the common tests check `get_video_features` with: clips of frames and the vision backbone, whose layers'
+    outputs (a ResNet's embedder and stages) are its hidden states."""
 
     def __init__(self, model_tester: SiaSamReaModelTester):
         self.model_tester = model_tester
-        self.num_hidden_layers = len(model_tester.vision_config["depths"])  # stages
+        vision_config = model_tester.vision_config
+        # a ViT's layers, a ResNet's stages
+        self.num_hidden_layers = vision_config.get("num_hidden_layers") or len(vision_config["depths"])
 
     def prepare_config_and_inputs_for_common(self) -> tuple[SiaSamReaConfig, dict[str, torch.Tensor]]:
-        config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
-        return config, {"pixel_values_videos": inputs["pixel_values"]}
+        tester = self.model_tester
+        clips = torch.rand(tester.batch_size, tester.num_frames, 3, tester.image_size, tester.image_size)
+        return tester.get_config(), {"pixel_values_videos": clips}
 
 
 class SiaSamReaCommonTestMixin(ModelTesterMixin):
     """What every SiaSamRea test class sets on top of transformers' ModelTesterMixin."""
 
     task = "open_ended"
-    # the config has two sub-configs (ResNet, BERT): run the composite-model attention tests, not the single-config ones
+    backbone = "resnet"
+    # the config has two sub-configs (vision, BERT): run the composite-model attention tests, not the single-config ones
     _is_composite = True
     # transformers dates a model by the copyright line of its config file (none here, so "before 2023") and skips this
     # check of _init_weights for older models unless told; ours initialises every weight
     test_can_init_all_missing_weights_before_2023 = True
 
     def setUp(self):
-        self.model_tester = SiaSamReaModelTester(self, model_class=self.all_model_classes[0], task=self.task)
+        self.model_tester = SiaSamReaModelTester(self, model_class=self.all_model_classes[0], task=self.task,
+                                                 backbone=self.backbone)
+        # get_video_features' last_hidden_state of a ResNet is its channels-first feature map of every frame
+        # (clips * frames, C, h, w), and ResNetConfig has no hidden_size, so the test's shape check does not apply
+        self.skip_test_video_features_output_shape = self.backbone == "resnet"
         # the vocabulary size is a property of text_config, not of the top-level config
         self.config_tester = ConfigTester(self, config_class=SiaSamReaConfig, has_text_modality=False)
 
@@ -144,10 +160,15 @@ class SiaSamReaCommonTestMixin(ModelTesterMixin):
     def test_config(self):
         self.config_tester.run_common_tests()
 
+    def test_get_video_features_attentions(self):
+        if self.backbone == "resnet":
+            self.skipTest("the ResNet is a CNN: get_video_features has no attentions")
+        super().test_get_video_features_attentions()
+
     def test_sdpa_can_dispatch_composite_models(self):
         # transformers' version looks for a `vision_tower` and a `language_model` sub-model and skips without them.
-        # Here the attention is in the BERT layers and the ResNet sub-model has none: a plain string (the default
-        # "sdpa" included) applies to the former, the latter stays eager.
+        # Here the attention is in the BERT layers and in the vision backbone if it is a ViT: a plain string (the
+        # default "sdpa" included) applies to both; a ResNet has no attention and stays eager.
         config, _ = self.model_tester.prepare_config_and_inputs_for_common()
         model_class = self.all_model_classes[0]
 
@@ -155,8 +176,9 @@ class SiaSamReaCommonTestMixin(ModelTesterMixin):
             attention_configs = [m.config for m in model.modules() if isinstance(m, BertSelfAttention)]
             self.assertTrue(attention_configs)
             self.assertTrue(all(c._attn_implementation == expected for c in [model.config, *attention_configs]))
-            (resnet,) = [m for m in model.modules() if isinstance(m, ResNetModel)]
-            self.assertEqual(resnet.config._attn_implementation, "eager")
+            backbone = model.base_model.vision_encoder.backbone
+            self.assertIs(backbone.config, model.config.vision_config)
+            self.assertEqual(backbone.config._attn_implementation, "eager" if self.backbone == "resnet" else expected)
 
         with tempfile.TemporaryDirectory() as folder:
             model_class(config).save_pretrained(folder)
@@ -178,13 +200,6 @@ class SiaSamReaModelTest(SiaSamReaCommonTestMixin, unittest.TestCase):
     all_model_classes = (SiaSamReaModel,)
     # the eager/SDPA comparisons pass only the main input (input_ids), an attention mask and these: the video too
     additional_model_inputs = ["pixel_values"]
-    # get_video_features' last_hidden_state is the ResNet's channels-first feature map of every frame
-    # (clips * frames, C, h, w), and ResNetConfig has no hidden_size, so the test's shape check does not apply
-    skip_test_video_features_output_shape = True
-
-    @unittest.skip(reason="the video encoder is a CNN (ResNet): get_video_features has no attentions")
-    def test_get_video_features_attentions(self):
-        pass
 
 
 class SiaSamReaForVideoQuestionAnsweringTestMixin(SiaSamReaCommonTestMixin):
@@ -205,3 +220,11 @@ class SiaSamReaForVideoQuestionAnsweringMultipleChoiceTest(
 
 class SiaSamReaForVideoQuestionAnsweringCountTest(SiaSamReaForVideoQuestionAnsweringTestMixin, unittest.TestCase):
     task = "count"
+
+
+class SiaSamReaForVideoQuestionAnsweringSiglipTest(SiaSamReaForVideoQuestionAnsweringTestMixin, unittest.TestCase):
+    backbone = "siglip"  # an image ViT on every frame
+
+
+class SiaSamReaForVideoQuestionAnsweringVideoMAETest(SiaSamReaForVideoQuestionAnsweringTestMixin, unittest.TestCase):
+    backbone = "videomae"  # a video transformer on every clip

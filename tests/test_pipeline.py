@@ -257,7 +257,8 @@ def test_bad_inputs_raise_value_errors(case, pipes, videos, tmp_path):
 def test_saved_folder_contents(saved):
     folder = saved["multiple_choice"]
     for name in ("pipeline_siasamrea.py", "sampling.py", "video_io.py", "modeling_siasamrea.py",
-                 "processing_siasamrea.py", "processor_config.json", "tokenizer.json", "model.safetensors"):
+                 "processing_siasamrea.py", "video_processing_siasamrea.py", "processor_config.json",
+                 "video_preprocessor_config.json", "tokenizer.json", "model.safetensors"):
         assert (folder / name).is_file(), name
     config = json.loads((folder / "config.json").read_text())
     assert config["custom_pipelines"] == {

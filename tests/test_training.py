@@ -234,6 +234,7 @@ def test_two_process_cpu_ddp_trains_disjoint_data_to_identical_parameters(synthe
         (["--siamese_omega", "1.5"], "omega"),
         (["--num_frames", "many"], "num_frames"),
         (["--model_name_or_path", "some/model"], "exactly one starting point"),
+        (["--vision_temporal_pooling", "max"], "vision_temporal_pooling must be one of"),
     ],
 )
 def test_bad_arguments_fail_fast_before_any_model_is_built(extra, message, monkeypatch, tmp_path):

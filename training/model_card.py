@@ -37,7 +37,7 @@ TEMPLATE = """---
 # SiaSamRea ({{ title }}, {{ dataset }})
 
 A [SiaSamRea](https://proceedings.neurips.cc/paper/2021) model (Self-driven Siamese Sampling and Reasoning,
-NeurIPS 2021): ClipBERT's ResNet video encoder and BERT multimodal transformer, fine-tuned with siamese clips whose
+NeurIPS 2021): {{ vision }} and ClipBERT's BERT multimodal transformer, fine-tuned with siamese clips whose
 predictions, propagated through the siamese knowledge Â, give the anchor clip a soft label
 (L = L_gt + α·L_siamese). Inference uses only the anchor clip.
 
@@ -68,6 +68,14 @@ from transformers import AutoModel
 model = AutoModel.from_pretrained("{{ model_ref }}", trust_remote_code=True)
 ```
 """
+
+
+# what the model card says of the vision side, by backbone family ({} is the backbone's model_type)
+VISION_ENCODER_WORDS = {
+    "grid": "ClipBERT's video encoder (a {} on every frame)",
+    "frame": "a {} image ViT on every frame",
+    "video": "a {} video transformer on every clip",
+}
 
 
 def build_model_card(
@@ -111,6 +119,7 @@ def build_model_card(
         metric_rows="\n".join(f"| {name} | {value:.4f} |" for name, value in sorted(results.items())),
         settings="\n".join(f"| {name} | {getattr(config, name)} |" for name in SIAMESE_FIELDS),
         model_ref=repo_id or "path/to/this/folder", example_args=example_args,
+        vision=VISION_ENCODER_WORDS[config.vision_family].format(config.vision_config.model_type),
     )
 
 

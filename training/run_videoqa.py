@@ -41,9 +41,9 @@ from datasets_scripts import (
 )
 from datasets_scripts.streaming import check_frame_size, read_shards_split
 from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, get_task_type
-from modeling_siasamrea.image_processing_siasamrea import SiaSamReaImageProcessor
 from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
 from modeling_siasamrea.sampling import SiameseSampler
+from modeling_siasamrea.video_processing_siasamrea import DEFAULT_IMAGE_SIZE, SiaSamReaVideoProcessor
 from training.callbacks import SiameseLossWarmupCallback
 from training.checkpoints import (
     TRAINER_STATE,
@@ -67,7 +67,11 @@ class ModelArguments:
     """Where the model starts from, and the siamese settings that override its config."""
 
     model_name_or_path: str | None = field(default=None, metadata={"help": "A saved SiaSamRea folder or Hub id."})
-    vision_model_name_or_path: str | None = field(default=None, metadata={"help": "ResNet checkpoint, e.g. microsoft/resnet-50."})
+    vision_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Vision backbone checkpoint: microsoft/resnet-50 (ClipBERT's), an image ViT "
+                          "(google/siglip-base-patch16-224, openai/clip-vit-base-patch16) or a video transformer "
+                          "(MCG-NJU/videomae-base, facebook/timesformer-base-finetuned-k400)."})
     text_model_name_or_path: str | None = field(default=None, metadata={"help": "BERT checkpoint, e.g. bert-base-uncased."})
     model_config: str | None = field(
         default=None, metadata={"help": "SiaSamReaConfig kwargs for a random model: a JSON file or inline JSON."}
@@ -99,6 +103,15 @@ class ModelArguments:
     siamese_loss_weight_warmup: float | None = field(
         default=None, metadata={"help": "Fraction of training over which alpha rises from 0 (paper: 0)."})
     vision_frozen_batchnorm: bool | None = field(default=None, metadata={"help": "Frozen ResNet BatchNorm."})
+    freeze_vision: bool | None = field(default=None, metadata={"help": "Train no weight of the vision backbone."})
+    vision_trainable_layers: int | None = field(
+        default=None, metadata={"help": "Train only the vision backbone's last this many layers."})
+    vision_cls_token: bool | None = field(
+        default=None, metadata={"help": "New model: a ViT's class / pooled token is a visual token too."})
+    vision_temporal_pooling: str | None = field(
+        default=None, metadata={"help": "New model: 'mean' (ClipBERT) or 'concat' the time steps' visual tokens."})
+    vision_spatial_pooling: int | None = field(
+        default=None, metadata={"help": "New model: average-pool the grid of visual tokens by this factor."})
     reinit_answer_head: bool = field(
         default=False,
         metadata={"help": "Fine-tuning a saved open-ended model on a new answer vocabulary keeps the rows of the answers "
@@ -106,7 +119,8 @@ class ModelArguments:
     )
 
     def config_overrides(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in (*SIAMESE_FIELDS, "vision_frozen_batchnorm") if getattr(self, name) is not None}
+        names = (*SIAMESE_FIELDS, *VISION_FIELDS, *ADAPTER_FIELDS)
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
 @dataclass
@@ -132,7 +146,10 @@ class DataArguments:
         default=None,
         metadata={"help": "Frames per clip, or 'auto' (5-16 by video length); default: the saved model's, else auto."},
     )
-    max_image_size: int = field(default=448, metadata={"help": "Longer frame side after resizing (ClipBERT: 448)."})
+    max_image_size: int | None = field(
+        default=None,
+        metadata={"help": "Longer frame side after resizing; default: the vision backbone's image size (a ResNet: 448, "
+                          "ClipBERT's)."})
     max_length: int = field(default=40, metadata={"help": "Max question tokens."})
     answer_vocab_size: int = field(default=1000, metadata={"help": "Top-K train answers (open-ended)."})
     min_video_frames: int = field(
@@ -165,7 +182,8 @@ class DataArguments:
     )
 
     def frames(self, config: SiaSamReaConfig) -> int | str:
-        value = str(self.num_frames or getattr(config, "num_frames", None) or "auto")
+        """Frames per clip: asked, the saved model's, the video transformer backbone's, else auto."""
+        value = str(self.num_frames or getattr(config, "num_frames", None) or config.backbone_num_frames or "auto")
         return value if value == "auto" else int(value)
 
 
@@ -246,6 +264,10 @@ class SiaSamReaTrainingArguments(TrainingArguments):
                        self.gradient_accumulation_steps)
 
 
+# Settings of the vision side a command line may change for any model, and those that shape a new model's visual
+# tokens (a saved model's weights were trained with its own)
+VISION_FIELDS = ("vision_frozen_batchnorm", "freeze_vision", "vision_trainable_layers")
+ADAPTER_FIELDS = ("vision_cls_token", "vision_temporal_pooling", "vision_spatial_pooling")
 # Where the model starts from: a starting point given on the command line replaces the config file's.
 START_KEYS = ("model_name_or_path", "vision_model_name_or_path", "text_model_name_or_path", "model_config")
 
@@ -328,6 +350,10 @@ def validate_args(model_args: ModelArguments, data_args: DataArguments) -> None:
         )
     if (model_args.vision_model_name_or_path is None) != (model_args.text_model_name_or_path is None):
         raise ValueError("vision_model_name_or_path and text_model_name_or_path go together")
+    adapter = [name for name in ADAPTER_FIELDS if getattr(model_args, name) is not None]
+    if model_args.model_name_or_path and adapter:
+        raise ValueError(f"{', '.join(adapter)} shape the visual tokens of a new model; "
+                         f"{model_args.model_name_or_path} was trained with its own")
     SiaSamReaConfig(**model_args.config_overrides())  # its checks name the field: alpha < 0, omega outside [0, 1], ...
 
 
@@ -346,7 +372,8 @@ def resolve_tokenizer(name: str) -> str:
 
 def build_processor(model_args: ModelArguments, data_args: DataArguments) -> SiaSamReaProcessor:
     """A saved model's own processor (its normalisation matches its weights: a converted ClipBERT expects BGR on
-    0-255), else a new one; `tokenizer_name_or_path` replaces only the tokenizer."""
+    0-255), else a new one (with a pretrained vision backbone's normalisation and image size); `tokenizer_name_or_path`
+    replaces only the tokenizer."""
     saved = None
     if model_args.model_name_or_path:
         try:
@@ -359,8 +386,14 @@ def build_processor(model_args: ModelArguments, data_args: DataArguments) -> Sia
     if name is None:
         raise ValueError("a model built from model_config needs --tokenizer_name_or_path")
     tokenizer = AutoTokenizer.from_pretrained(resolve_tokenizer(name))
-    image_processor = saved.image_processor if saved else SiaSamReaImageProcessor(max_image_size=data_args.max_image_size)
-    return SiaSamReaProcessor(image_processor, tokenizer)
+    if saved is not None:
+        video_processor = saved.video_processor
+    elif model_args.vision_model_name_or_path:  # the backbone's own normalisation and image size
+        video_processor = SiaSamReaVideoProcessor.from_backbone(model_args.vision_model_name_or_path,
+                                                                max_image_size=data_args.max_image_size)
+    else:
+        video_processor = SiaSamReaVideoProcessor(size={"longest_edge": data_args.max_image_size or DEFAULT_IMAGE_SIZE})
+    return SiaSamReaProcessor(tokenizer=tokenizer, video_processor=video_processor)
 
 
 def build_model(
@@ -389,7 +422,8 @@ def build_model(
             model_args.vision_model_name_or_path, model_args.text_model_name_or_path, **head, **overrides
         )
     text = model_args.model_config
-    kwargs = json.loads(Path(text).read_text() if Path(text).is_file() else text)
+    # inline JSON, else a file (a long JSON string is no valid file name: Path.is_file would raise)
+    kwargs = json.loads(text if text.lstrip().startswith("{") else Path(text).read_text())
     return SiaSamReaForVideoQuestionAnswering(SiaSamReaConfig(**{**kwargs, **head, **overrides}))
 
 
