@@ -287,6 +287,7 @@ def custom_pipelines() -> dict[str, dict[str, Any]]:
     return {TASK: {"impl": impl, "pt": ("AutoModel",)}}
 
 
-PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=VideoQuestionAnsweringPipeline, pt_model=AutoModel)
+if TASK not in PIPELINE_REGISTRY.get_supported_tasks():  # a saved folder's copy of this module registers nothing again
+    PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=VideoQuestionAnsweringPipeline, pt_model=AutoModel)
 
 __all__ = ["VideoQuestionAnsweringPipeline", "save_pipeline_folder"]

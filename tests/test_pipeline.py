@@ -13,6 +13,8 @@ import torch
 from conftest import run_without_the_package, tiny_config
 from PIL import Image
 from transformers import AutoTokenizer, pipeline
+from transformers.testing_utils import CaptureLogger
+from transformers.utils import logging as transformers_logging
 
 from modeling_siasamrea import SiaSamReaForVideoQuestionAnswering
 from modeling_siasamrea.image_processing_siasamrea import SiaSamReaImageProcessor
@@ -278,6 +280,15 @@ def test_saved_folder_loads_in_process(task, saved, pipes, videos):
     torch.testing.assert_close(
         as_vector(task, pipe(videos["path"], QUESTION, **kwargs)), as_vector(task, expected), rtol=0, atol=0
     )
+
+
+def test_loading_a_folder_with_its_remote_code_registers_the_task_once(saved):
+    """The folder's copy of the pipeline module (imported by `trust_remote_code`) leaves the registered task alone:
+    transformers warns "already registered. Overwriting pipeline" otherwise."""
+    with CaptureLogger(transformers_logging.get_logger("transformers.pipelines.base")) as captured:
+        pipe = pipeline(TASK, model=str(saved["open_ended"]), trust_remote_code=True)
+    assert type(pipe).__module__ != VideoQuestionAnsweringPipeline.__module__  # the folder's own code answered
+    assert "already registered" not in captured.out
 
 
 def test_saved_and_re_saved_folders_load_in_a_fresh_process_without_the_package(saved, pipes, videos, tmp_path):
