@@ -216,7 +216,7 @@ def measure_gif(path: Path, num_frames: int, b: int, repeats: int, num_siamese_c
 
 def measure_frames_per_clip(path: Path, num_frames: int, b: int, repeats: int, num_siamese_clips: int) -> dict:
     """All methods for one B; ``run`` calls it in a fresh process per B, so one pass's allocations and threads cannot
-    affect the next (the B = 16 union/floor ratio read 1.43-1.65x after a B = 8 pass, 1.13x alone, in one session)."""
+    affect the next (the B = 16 union/floor ratio read 1.43-1.65x after a B = 8 pass, 1.13x alone, in one run)."""
     sampler = SiameseSampler(num_frames=b, num_siamese_clips=num_siamese_clips)
     draws = [sampler.sample(num_frames, np.random.default_rng(seed)) for seed in range(repeats)]
     methods = {

@@ -1,4 +1,4 @@
-"""The paired study of the siamese objective (issue #13), through the shipped training path.
+"""The paired study of the siamese objective, through the shipped training path.
 
     python -m benchmarks.siamese_study                 # the full study (~75 min on 2 CPU cores)
     python -m benchmarks.siamese_study --from-scratch 10 --variants control --rows baseline paper --seeds 0 1 2 3 4 5 6 7
@@ -466,7 +466,7 @@ def to_markdown(results: dict[str, Any]) -> str:
                   f"{s['finetune']['steps']} steps (batch {s['finetune']['batch_size']}, lr "
                   f"{s['finetune']['learning_rate']}, 10% warm-up, linear decay) and is ")
     best = "" if scratch else f"; the best combination: seeds {s['best_seeds']} with their own baselines"
-    text = [f"# The siamese objective, paired study{', from scratch' if scratch else ''} (issue #13)\n",
+    text = [f"# The siamese objective, paired study{', from scratch' if scratch else ''}\n",
             design + "evaluated once, at the end, on all "
             f"{data['splits']['test']} test colour questions (anchor clip only; {s['num_frames']} frames at "
             f"{data['image_size']} px; videos {data['min_frames']}-{data['max_frames']} frames). Seeds "

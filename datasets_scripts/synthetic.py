@@ -51,7 +51,7 @@ Questions (answers balanced per split; never recoverable from the question text)
     * count (TGIF count): "how many times does the {shape} flash ?" -> 1..5.
 
 The "families" variant (``variant="families"``, ``label_noise``): soft labels that know more than the labels
-    Written before any study row was run (issue #13; benchmarks/siamese_study.py). On the default variant the six
+    Written before any study row was run (benchmarks/siamese_study.py). On the default variant the six
     colours share nothing and every label is right, so a soft label can only repeat the label or smooth it. Here:
     * 9 answer colours in 3 families of similar hue (``COLOR_FAMILIES``: red/orange/yellow, green/teal/cyan,
       blue/purple/magenta); members of a family differ along one channel, families differ in hue;
