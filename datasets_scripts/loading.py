@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VideoQATaskInfo:
-    """What a model needs to know about a dataset: ``task`` in {open_ended, multiple_choice, count} and,
-    for multiple choice, the number of choices per question."""
+    """What a model needs to know about a dataset: ``task``, its task type (open_ended, multiple_choice, count: the
+    registry of :mod:`modeling_siasamrea.tasks`) and, for a type that takes choices, the number per question."""
 
     task: str
     num_choices: int | None = None
