@@ -70,6 +70,7 @@ __all__ = [
     "MSVDQA",
     "TGIFQA",
     "TGIF_TASKS",
+    "TGIFTask",
     "ActivityNetQA",
     "How2QA",
     "MANIFEST_FILE",
