@@ -3,7 +3,7 @@
 from .builders import (
     MSRVTTQA,
     MSVDQA,
-    TASKS,
+    TGIF_TASKS,
     TGIFQA,
     ActivityNetQA,
     How2QA,
@@ -12,20 +12,17 @@ from .builders import (
     build_answer_vocab,
 )
 from .loading import (
-    BUILDERS,
-    DATASETS,
-    JOINT,
     VideoQATaskInfo,
     align_answer_labels,
     dataset_info,
     dataset_task,
     dataset_tasks,
     drop_short_videos,
-    get_builder,
     load_answer_vocab,
     load_videoqa,
     select_answer_types,
 )
+from .registry import BUILDERS, DATASETS, JOINT, get_builder
 from .synthetic import make_synthetic_videoqa
 from .transforms import ReplaceUnreadableVideos, VideoQATransform
 
@@ -35,8 +32,8 @@ __all__ = [
     "JOINT",
     "MSRVTTQA",
     "MSVDQA",
-    "TASKS",
     "TGIFQA",
+    "TGIF_TASKS",
     "ActivityNetQA",
     "How2QA",
     "ReplaceUnreadableVideos",

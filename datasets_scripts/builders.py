@@ -20,7 +20,8 @@ dataset, so that ``data_dir`` can move with it, and absolute in what ``as_datase
 :func:`resolve_video_paths`), ``num_video_frames`` (int32), ``question``,
 ``question_id`` (the release's own id where it has one, else ``"<split>-<line>"``; unique per split: a repeated
 release id is renamed ``<id>#<k>``, with a warning), ``answer`` (the answer text, for every task),
-``answer_type`` (str), and per task:
+``answer_type`` (str), and those of the config's task type (``TaskType.features`` in
+:mod:`modeling_siasamrea.tasks`, which also reads each record's label: ``TaskType.read_label``):
 
 * open-ended: ``label`` -- ``ClassLabel`` over the top-K train answers (``features["label"].names`` is the
   ``id2label`` list); -1 for an answer outside the vocabulary (kept in eval splits, counted wrong; dropped
@@ -59,6 +60,7 @@ import datasets
 import numpy as np
 from datasets.utils.tqdm import tqdm as hf_tqdm
 
+from modeling_siasamrea.tasks import Count, MultipleChoice, OpenEnded, TaskType, get_task_type, normalize_answer
 from modeling_siasamrea.video_io import VideoDecodeError, count_frames, frame_rate, probe_video
 
 from .annotations import AnnotationRow, read_records, read_rows
@@ -66,8 +68,9 @@ from .annotations import AnnotationRow, read_records, read_rows
 __all__ = [
     "MSRVTTQA",
     "MSVDQA",
-    "TASKS",
     "TGIFQA",
+    "TGIF_TASKS",
+    "TGIFTask",
     "ActivityNetQA",
     "How2QA",
     "MANIFEST_FILE",
@@ -82,8 +85,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-OPEN_ENDED, MULTIPLE_CHOICE, COUNT = "open_ended", "multiple_choice", "count"
-TASKS = (OPEN_ENDED, MULTIPLE_CHOICE, COUNT)
 _ANNOTATION_SUFFIXES = {".json", ".jsonl", ".csv", ".tsv"}
 _REPORT_EXAMPLES = 5
 MANIFEST_FILE = "video_manifest.json"  # written by `siasamrea probe DATA_DIR` into DATA_DIR
@@ -98,11 +99,6 @@ def build_answer_vocab(answers: Iterable[str], top_k: int = 1000) -> dict[str, i
     counts = Counter(answers)
     ranked = sorted(counts, key=lambda answer: (-counts[answer], answer))[:top_k]
     return {answer: i for i, answer in enumerate(ranked)}
-
-
-def _normalize_answer(answer: Any) -> str:
-    """Open-ended answer text as matched against the vocabulary."""
-    return str(answer).strip().lower()
 
 
 def _frames_or_error(path: str) -> int | str:
@@ -222,15 +218,14 @@ def _join_video_paths(paths: list[str], data_dir: str) -> dict[str, list[str]]:
 class VideoQAConfig(datasets.BuilderConfig):
     """Builder config: ``task`` is fixed per dataset/config; the other fields are user options."""
 
-    task: str = OPEN_ENDED
+    task: str = OpenEnded.name
     answer_vocab_size: int = 1000
     min_video_frames: int = 0
     video_dir: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        get_task_type(self.task)  # an unknown task type: ValueError
         if self.min_video_frames < 0:
             raise ValueError(f"min_video_frames must be >= 0, got {self.min_video_frames}")
 
@@ -393,15 +388,20 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
             if entry.get("fps"):
                 self._probed["fps", path] = entry["fps"]
 
+    @property
+    def task_type(self) -> TaskType:
+        """The task type of this config's questions."""
+        return get_task_type(self.config.task)
+
     @cached_property
     def answer_vocab(self) -> dict[str, int]:
-        """Open-ended answer vocabulary ``{answer: id}`` (top-K train answers); empty for other tasks."""
-        if self.config.task != OPEN_ENDED:
+        """Answer vocabulary ``{answer: id}`` (top-K train answers) of a task type that has one; else empty."""
+        if not self.task_type.has_vocabulary:
             return {}
         if "train" not in self._split_files():
             raise FileNotFoundError(f"{self.DATASET_NAME}: no train annotations in {self.data_path}; the "
-                                    f"open-ended answer vocabulary is built from them")
-        answers = (_normalize_answer(r["answer"]) for r in self.read_annotations("train"))
+                                    f"{self.config.task} answer vocabulary is built from them")
+        answers = (normalize_answer(r["answer"]) for r in self.read_annotations("train"))
         return build_answer_vocab(answers, self.config.answer_vocab_size)
 
     def _info(self) -> datasets.DatasetInfo:
@@ -414,13 +414,8 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
             "answer": datasets.Value("string"),
             "answer_type": datasets.Value("string"),
         }
-        if self.config.task == OPEN_ENDED:
-            features["label"] = datasets.ClassLabel(names=list(self.answer_vocab))
-        elif self.config.task == MULTIPLE_CHOICE:
-            features["choices"] = datasets.List(datasets.Value("string"))
-            features["label"] = datasets.Value("int64")
-        else:
-            features["count"] = datasets.Value("float32")
+        answers = list(self.answer_vocab) if self.task_type.has_vocabulary else None
+        features.update(datasets.Features.from_dict(self.task_type.features(answers)))
         features.update(self._extra_features())
         return datasets.DatasetInfo(description=(type(self).__doc__ or "").strip(),
                                     features=datasets.Features(features))
@@ -474,18 +469,16 @@ class VideoQABuilder(datasets.GeneratorBasedBuilder):
             if example["num_video_frames"] < self.config.min_video_frames:
                 short.append(record["video_id"])
                 continue
-            if self.config.task == OPEN_ENDED:
-                example["answer"] = _normalize_answer(example["answer"])
-                example["label"] = self.answer_vocab.get(example["answer"], -1)
-                if example["label"] == -1 and split == "train":
-                    oov.append(example["answer"])
-                    continue
+            example.update(self.task_type.read_label(example, self.answer_vocab))
+            if example[self.task_type.label_column] == -1 and split == "train":
+                oov.append(example["answer"])
+                continue
             reason = self._unanswerable(example)
             if reason is not None:
                 unanswerable.setdefault(reason, []).append(record["question_id"])
                 if split == "train":
                     continue
-                example["label"] = -1
+                example[self.task_type.label_column] = -1
             kept += 1
             yield index, example
         if renamed:
@@ -550,7 +543,7 @@ class MSRVTTQA(VideoQABuilder):
     """
 
     DATASET_NAME = "msrvtt_qa"
-    BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [VideoQAConfig(name="default", task=OPEN_ENDED)]
+    BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [VideoQAConfig(name="default", task=OpenEnded.name)]
     SPLITS: ClassVar[tuple[str, ...]] = ("train", "val", "test")
 
     def _split_files(self) -> dict[str, Path]:
@@ -591,7 +584,7 @@ class ActivityNetQA(VideoQABuilder):
     """
 
     DATASET_NAME = "activitynet_qa"
-    BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [VideoQAConfig(name="default", task=OPEN_ENDED)]
+    BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [VideoQAConfig(name="default", task=OpenEnded.name)]
     ANSWER_TYPES: ClassVar[tuple[str, ...]] = ("motion", "spatial_relation", "temporal_relation", "yes_no",
                                                "color", "object", "location", "number", "other")
 
@@ -658,7 +651,7 @@ class How2QA(VideoQABuilder):
 
     DATASET_NAME = "how2qa"
     NUM_CHOICES = 4
-    BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [VideoQAConfig(name="default", task=MULTIPLE_CHOICE)]
+    BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [VideoQAConfig(name="default", task=MultipleChoice.name)]
     FILES: ClassVar[dict[str, str]] = {"train": "how2QA_train_release.csv", "val": "how2QA_val_release.csv",
                                        "test": "how2QA_test_public_release.csv"}
     COLUMNS: ClassVar[tuple[str, ...]] = ("vid_id", "window", "wrong1", "wrong2", "wrong3", "question", "correct")
@@ -710,6 +703,54 @@ class How2QA(VideoQABuilder):
                 "start_frame": datasets.Value("int32"), "window_past_end": datasets.Value("bool")}
 
 
+def _tgif_choices(row: AnnotationRow) -> dict[str, Any]:
+    """Action, Transition: the options (``options`` in ClipBERT's jsonl, ``a1``..``a5`` in the tsv) and the index of
+    the correct one."""
+    num_choices = TGIFQA.NUM_CHOICES
+    if "options" in row.values:
+        choices = row.texts("options", num_choices)
+    else:
+        choices = [row.text(f"a{k}") for k in range(1, num_choices + 1)]
+    label = row.integer("answer", 0, num_choices - 1, "the index of the correct option", answer=True)
+    return {"choices": choices, "label": label, "answer": choices[label]}
+
+
+def _tgif_count(row: AnnotationRow) -> dict[str, Any]:
+    """Count: the count, an integer >= 0."""
+    count = row.integer("answer", 0, meaning="the count", answer=True)
+    return {"count": float(count), "answer": str(count)}
+
+
+def _tgif_frameqa(row: AnnotationRow) -> dict[str, Any]:
+    """FrameQA: the answer text and its type (``answer_type`` in ClipBERT's jsonl, a ``type`` id in the tsv)."""
+    if "answer_type" in row.values:
+        answer_type = row.optional_text("answer_type")
+    else:
+        types = TGIFQA.FRAMEQA_TYPES
+        answer_type = types[row.integer("type", 0, len(types) - 1, ", ".join(types))]
+    return {"answer": row.text("answer"), "answer_type": answer_type}
+
+
+@dataclass(frozen=True)
+class TGIFTask:
+    """One TGIF-QA task, a config of :class:`TGIFQA`: its task type (``modeling_siasamrea.tasks``), the columns its
+    original tsv must have (its header names them; others are ignored) and how a row's answer is read."""
+
+    task_type: str
+    tsv_columns: tuple[str, ...]
+    read_answer: Callable[[AnnotationRow], dict[str, Any]]
+
+
+_TGIF_CHOICE_COLUMNS = ("gif_name", "question", "a1", "a2", "a3", "a4", "a5", "answer")
+# TGIF-QA's tasks (its config names, not task types), each with its task type: the one table that maps them
+TGIF_TASKS: dict[str, TGIFTask] = {
+    "action": TGIFTask(MultipleChoice.name, _TGIF_CHOICE_COLUMNS, _tgif_choices),
+    "transition": TGIFTask(MultipleChoice.name, _TGIF_CHOICE_COLUMNS, _tgif_choices),
+    "frameqa": TGIFTask(OpenEnded.name, ("gif_name", "question", "answer", "type"), _tgif_frameqa),
+    "count": TGIFTask(Count.name, ("gif_name", "question", "answer"), _tgif_count),
+}
+
+
 class TGIFQA(VideoQABuilder):
     """TGIF-QA: configs ``action``, ``transition`` (multiple-choice, 5 options), ``frameqa`` (open-ended) and
     ``count`` (repetition count, regression).
@@ -738,20 +779,10 @@ class TGIFQA(VideoQABuilder):
     DATASET_NAME = "tgif_qa"
     NUM_CHOICES = 5
     BUILDER_CONFIGS: ClassVar[list[VideoQAConfig]] = [
-        VideoQAConfig(name="action", task=MULTIPLE_CHOICE),
-        VideoQAConfig(name="transition", task=MULTIPLE_CHOICE),
-        VideoQAConfig(name="frameqa", task=OPEN_ENDED),
-        VideoQAConfig(name="count", task=COUNT),
+        VideoQAConfig(name=name, task=task.task_type) for name, task in TGIF_TASKS.items()
     ]
     VIDEO_SUBDIRS = ("gifs", "videos", "video")
     FRAMEQA_TYPES: ClassVar[tuple[str, ...]] = ("object", "number", "color", "location")
-    # the columns each original tsv must have (its header names them; others are ignored)
-    TSV_COLUMNS: ClassVar[dict[str, tuple[str, ...]]] = {
-        "action": ("gif_name", "question", "a1", "a2", "a3", "a4", "a5", "answer"),
-        "transition": ("gif_name", "question", "a1", "a2", "a3", "a4", "a5", "answer"),
-        "frameqa": ("gif_name", "question", "answer", "type"),
-        "count": ("gif_name", "question", "answer"),
-    }
 
     def _split_files(self) -> dict[str, Path]:
         task = self.config.name
@@ -775,26 +806,11 @@ class TGIFQA(VideoQABuilder):
         # ids "<file split>-<row>": "val" for action_val.jsonl, also when it is read as test
         file_split = path.stem.rsplit("_", 1)[-1] if path.suffix == ".jsonl" else split
         return read_records(self.DATASET_NAME, path, lambda row: self._record(row, file_split), delimiter="\t",
-                            columns=self.TSV_COLUMNS[self.config.name])
+                            columns=TGIF_TASKS[self.config.name].tsv_columns)
 
     def _record(self, row: AnnotationRow, file_split: str) -> dict[str, Any]:
         """One example from an original tsv row or a ClipBERT jsonl object."""
         task = self.config.name
         record = {"video_id": row.identifier("gif_name"), "question": row.text("question"),
                   "question_id": _release_id(row, f"{file_split}-{row.index}"), "answer_type": task}
-        if self.config.task == MULTIPLE_CHOICE:
-            if "options" in row.values:
-                choices = row.texts("options", self.NUM_CHOICES)
-            else:
-                choices = [row.text(f"a{k}") for k in range(1, self.NUM_CHOICES + 1)]
-            label = row.integer("answer", 0, self.NUM_CHOICES - 1, "the index of the correct option", answer=True)
-            return {**record, "choices": choices, "label": label, "answer": choices[label]}
-        if self.config.task == COUNT:
-            count = row.integer("answer", 0, meaning="the count", answer=True)
-            return {**record, "count": float(count), "answer": str(count)}
-        if "answer_type" in row.values:
-            answer_type = row.optional_text("answer_type")
-        else:
-            answer_type = self.FRAMEQA_TYPES[row.integer("type", 0, len(self.FRAMEQA_TYPES) - 1,
-                                                         ", ".join(self.FRAMEQA_TYPES))]
-        return {**record, "answer": row.text("answer"), "answer_type": answer_type}
+        return {**record, **TGIF_TASKS[task].read_answer(row)}

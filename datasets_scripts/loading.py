@@ -15,34 +15,23 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import datasets
 
-from .builders import (
-    MSRVTTQA,
-    MSVDQA,
-    MULTIPLE_CHOICE,
-    OPEN_ENDED,
-    TGIFQA,
-    ActivityNetQA,
-    How2QA,
-    VideoQABuilder,
-)
-from .synthetic import MARKER_FILE, make_synthetic_videoqa
+from modeling_siasamrea.tasks import get_task_type
+
+from .builders import TGIF_TASKS
+from .registry import JOINT, get_builder, resolve_builder
+from .streaming import load_videoqa_shards
 
 __all__ = [
-    "BUILDERS",
-    "DATASETS",
-    "JOINT",
     "VideoQATaskInfo",
     "align_answer_labels",
     "dataset_info",
     "dataset_task",
     "dataset_tasks",
     "drop_short_videos",
-    "get_builder",
     "load_answer_vocab",
     "load_videoqa",
     "select_answer_types",
@@ -50,60 +39,22 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BUILDERS: dict[str, type[VideoQABuilder]] = {
-    "msrvtt_qa": MSRVTTQA,
-    "msvd_qa": MSVDQA,
-    "activitynet_qa": ActivityNetQA,
-    "how2qa": How2QA,
-    "tgif_qa": TGIFQA,
-}
-# synthetic config -> (builder, subfolder of the synthetic dataset, builder config)
-_SYNTHETIC: dict[str, tuple[type[VideoQABuilder], str, str | None]] = {
-    "open_ended": (MSRVTTQA, "msrvtt_qa", None),
-    "frameqa": (TGIFQA, "tgif_qa", "frameqa"),
-    "action": (TGIFQA, "tgif_qa", "action"),
-    "transition": (TGIFQA, "tgif_qa", "transition"),
-    "count": (TGIFQA, "tgif_qa", "count"),
-}
-DATASETS: tuple[str, ...] = (*BUILDERS, "synthetic")  # every name load_videoqa knows
-JOINT = "all"  # the config that gives every TGIF-QA task at once
-_JOINT_TASKS = ("action", "transition", "frameqa", "count")  # of tgif_qa and of synthetic's TGIF files
-
 
 @dataclass(frozen=True)
 class VideoQATaskInfo:
-    """What a model needs to know about a dataset: ``task`` in {open_ended, multiple_choice, count} and,
-    for multiple choice, the number of choices per question."""
+    """What a model needs to know about a dataset: ``task``, its task type (open_ended, multiple_choice, count: the
+    registry of :mod:`modeling_siasamrea.tasks`) and, for a type that takes choices, the number per question."""
 
     task: str
     num_choices: int | None = None
 
 
-def _resolve(name: str, config: str | None) -> tuple[type[VideoQABuilder], str | None, str]:
-    """(builder class, builder config name, synthetic subfolder or "") for a dataset name and config."""
-    if name == "synthetic":
-        key = config or "open_ended"
-        if key not in _SYNTHETIC:
-            raise ValueError(f"unknown config {config!r} for synthetic; known: {sorted(_SYNTHETIC)}")
-        builder_cls, subdir, builder_config = _SYNTHETIC[key]
-        return builder_cls, builder_config, subdir
-    if name not in BUILDERS:
-        raise ValueError(f"unknown VideoQA dataset {name!r}; known: {', '.join(DATASETS)}")
-    builder_cls = BUILDERS[name]
-    configs = [c.name for c in builder_cls.BUILDER_CONFIGS]
-    if config is None and len(configs) > 1:
-        raise ValueError(f"{name} needs a config, one of {configs}")
-    if config is not None and config not in configs:
-        raise ValueError(f"unknown config {config!r} for {name}; known: {configs}")
-    return builder_cls, config, ""
-
-
 def dataset_info(name: str, config: str | None = None) -> VideoQATaskInfo:
     """Task type (and number of choices) of a dataset/config, without reading any file."""
-    builder_cls, builder_config, _ = _resolve(name, config)
+    builder_cls, builder_config, _ = resolve_builder(name, config)
     by_name = {c.name: c for c in builder_cls.BUILDER_CONFIGS}
     task = by_name[builder_config or builder_cls.BUILDER_CONFIGS[0].name].task
-    return VideoQATaskInfo(task, builder_cls.NUM_CHOICES if task == MULTIPLE_CHOICE else None)
+    return VideoQATaskInfo(task, builder_cls.NUM_CHOICES if get_task_type(task).takes_choices else None)
 
 
 def dataset_task(name: str, config: str | None = None) -> str:
@@ -120,41 +71,25 @@ def dataset_tasks(name: str, config: str | None = None) -> dict[str, str] | None
         return None
     if name not in ("tgif_qa", "synthetic"):
         raise ValueError(f"config {JOINT!r} (every TGIF-QA task at once) is for tgif_qa and synthetic, not {name}")
-    return {task: dataset_info(name, task).task for task in _JOINT_TASKS}
+    return {task: dataset_info(name, task).task for task in TGIF_TASKS}
 
 
 def _load_joint(name: str, data_dir: str | os.PathLike, split: str, **kwargs: Any) -> datasets.Dataset:
     """The four TGIF-QA tasks' examples of one split in one dataset, with a ``task`` column (see the module)."""
-    parts = {task: load_videoqa(name, data_dir, split, config=task, **kwargs) for task in _JOINT_TASKS}
+    parts = {task: load_videoqa(name, data_dir, split, config=task, **kwargs) for task in TGIF_TASKS}
     features = datasets.Features({"task": datasets.Value("string")})
     for part in parts.values():
         features.update(part.features)
-    features.update(choices=datasets.List(datasets.Value("string")), label=datasets.Value("int64"),
-                    count=datasets.Value("float32"))
-    filler = {"choices": [], "label": -1, "count": -1.0}
+    filler: dict[str, Any] = {}
+    for task_type in {task: get_task_type(task) for task in dataset_tasks(name, JOINT).values()}.values():
+        features.update(datasets.Features.from_dict(task_type.features()))  # an open-ended label: int64, no names
+        filler.update(task_type.filler())
 
     def unify(task: str, part: datasets.Dataset) -> datasets.Dataset:
         missing = {column: value for column, value in filler.items() if column not in part.column_names}
         return part.map(lambda _: {"task": task, **missing}, features=features, desc=f"{task} into the joint set")
 
     return datasets.concatenate_datasets([unify(task, part) for task, part in parts.items()])
-
-
-def get_builder(name: str, data_dir: str | os.PathLike, config: str | None = None,
-                cache_dir: str | os.PathLike | None = None, **options: Any) -> VideoQABuilder:
-    """The (unprepared) builder of a dataset; ``options`` are builder options (``answer_vocab_size``,
-    ``min_video_frames``, ``video_dir``). For ``synthetic`` the data is generated first if missing."""
-    builder_cls, builder_config, subdir = _resolve(name, config)
-    data_dir = Path(data_dir)
-    if name == "synthetic":
-        if not (data_dir / MARKER_FILE).is_file():
-            make_synthetic_videoqa(data_dir)
-        data_dir = data_dir / subdir
-    elif not data_dir.is_dir():
-        raise FileNotFoundError(f"{name}: data_dir {data_dir} does not exist; see the docstring of "
-                                f"datasets_scripts.builders.{builder_cls.__name__} for what to put there")
-    return builder_cls(data_dir=str(data_dir), cache_dir=None if cache_dir is None else str(cache_dir),
-                       config_name=builder_config, **options)
 
 
 def load_videoqa(name: str, data_dir: str | os.PathLike, split: str, config: str | None = None,
@@ -174,8 +109,6 @@ def load_videoqa(name: str, data_dir: str | os.PathLike, split: str, config: str
         if options:
             raise ValueError(f"builder options {sorted(options)} apply when packing (siasamrea pack), not when "
                              "streaming the shards")
-        from .streaming import load_videoqa_shards
-
         return load_videoqa_shards(data_dir, split, name=name, config=config)
     if config == JOINT:
         dataset_tasks(name, config)  # only TGIF-QA has tasks to join
@@ -207,7 +140,7 @@ def load_answer_vocab(name: str, data_dir: str | os.PathLike, config: str | None
     """Open-ended answer vocabulary ``{answer: id}`` (top-K train answers, K = ``answer_vocab_size``) of a dataset,
     read from its train annotations; ``{}`` for multiple-choice and count datasets. The same list is in
     ``load_videoqa(...).features["label"].names``."""
-    if dataset_info(name, config).task != OPEN_ENDED:
+    if not get_task_type(dataset_info(name, config).task).has_vocabulary:
         return {}
     return dict(get_builder(name, data_dir, config=config, **options).answer_vocab)
 

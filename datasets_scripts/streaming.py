@@ -55,7 +55,7 @@ from datasets.utils.tqdm import tqdm as hf_tqdm
 
 from modeling_siasamrea.video_io import VideoDecodeError, decoder_threads, transcode_video
 
-from .loading import get_builder
+from .registry import get_builder
 from .transcode import FRAMES_FILE, read_frames_record
 
 __all__ = ["FRAMES", "INDEX_FILE", "check_frame_size", "load_videoqa_shards", "pack_split", "pack_videoqa",

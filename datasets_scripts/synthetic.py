@@ -107,6 +107,8 @@ from filelock import FileLock
 from modeling_siasamrea.sampling import SiameseSampler
 from modeling_siasamrea.video_io import write_video
 
+from .builders import TGIF_TASKS
+
 __all__ = [
     "COLORS",
     "COLOR_FAMILIES",
@@ -419,7 +421,7 @@ def _write_annotations(out: Path, scripts: list[VideoScript], splits: list[str])
             link.symlink_to(Path("..") / "videos", target_is_directory=True)
     for split in splits:
         msrvtt: list[dict[str, Any]] = []
-        tgif: dict[str, list[dict[str, Any]]] = {task: [] for task in ("action", "transition", "count", "frameqa")}
+        tgif: dict[str, list[dict[str, Any]]] = {task: [] for task in TGIF_TASKS}
         for script in (s for s in scripts if s.split == split):
             for task, q in _questions(script):
                 if task == "frameqa":
@@ -436,27 +438,27 @@ def _write_annotations(out: Path, scripts: list[VideoScript], splits: list[str])
                 _write_tgif_tsv(out / "tgif_qa_original" / f"{split.title()}_{task}_question.csv", task, rows)
 
 
+# per TGIF-QA task: the official release's tsv header and its question id prefix
+_TGIF_RELEASE: dict[str, tuple[tuple[str, ...], str]] = {
+    "action": (("gif_name", "question", "a1", "a2", "a3", "a4", "a5", "answer", "vid_id", "key"), "ACTION"),
+    "transition": (("gif_name", "question", "a1", "a2", "a3", "a4", "a5", "answer", "vid_id", "key"), "TRANS"),
+    "frameqa": (("gif_name", "question", "answer", "type", "vid_id", "key", "description"), "FRAMEQA"),
+    "count": (("gif_name", "question", "answer", "vid_id", "key"), "COUNT"),
+}
+
+
 def _write_tgif_tsv(path: Path, task: str, rows: list[dict[str, Any]]) -> None:
     """Original TGIF-QA tab-separated file with its header (columns as in the official release)."""
-    prefix = {"action": "ACTION", "transition": "TRANS", "count": "COUNT", "frameqa": "FRAMEQA"}[task]
+    header, prefix = _TGIF_RELEASE[task]
     with path.open("w", newline="") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-        if task in ("action", "transition"):
-            writer.writerow(["gif_name", "question", "a1", "a2", "a3", "a4", "a5", "answer", "vid_id", "key"])
-        elif task == "count":
-            writer.writerow(["gif_name", "question", "answer", "vid_id", "key"])
-        else:
-            writer.writerow(["gif_name", "question", "answer", "type", "vid_id", "key", "description"])
+        writer.writerow(header)
         for i, row in enumerate(rows):
-            key = int(row["gif_name"].split("_")[1])
-            qid = f"{prefix}{i + 1}"
-            if task in ("action", "transition"):
-                writer.writerow([row["gif_name"], row["question"], *row["options"], row["answer"], qid, key])
-            elif task == "count":
-                writer.writerow([row["gif_name"], row["question"], row["answer"], qid, key])
-            else:
-                writer.writerow([row["gif_name"], row["question"], row["answer"],
-                                 _FRAMEQA_TYPE[row["answer_type"]], qid, key, "synthetic video"])
+            values = {"gif_name": row["gif_name"], "question": row["question"], "answer": row["answer"],
+                      "vid_id": f"{prefix}{i + 1}", "key": int(row["gif_name"].split("_")[1]),
+                      "description": "synthetic video", "type": _FRAMEQA_TYPE.get(row.get("answer_type")),
+                      **{f"a{k}": option for k, option in enumerate(row.get("options", ()), start=1)}}
+            writer.writerow([values[column] for column in header])
 
 
 def make_synthetic_videoqa(

@@ -298,7 +298,7 @@ class SiaSamReaConfig(PreTrainedConfig):
     def validate_siamese(self) -> None:
         """Raise a `ValueError` naming the field for any value outside its domain."""
         checks = [
-            (self.tasks or self.task in TASKS, f"task must be one of {TASKS}, got {self.task!r}"),
+            (self.tasks or self.task in TASK_TYPES, f"task must be one of {tuple(TASK_TYPES)}, got {self.task!r}"),
             (
                 self.siamese_knowledge in KNOWLEDGE_MODES,
                 f"siamese_knowledge must be one of {KNOWLEDGE_MODES}, got {self.siamese_knowledge!r}",

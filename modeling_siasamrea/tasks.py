@@ -1,12 +1,14 @@
 """VideoQA task types: everything that differs between open-ended, multiple-choice and count questions, in one place.
 
 A task type owns its head's output size, the ground-truth loss (Eq. 6 / Eq. 7 / MSE), the predictions P that enter
-Eq. 3-5 and the distance of L_siamese, how the scores of several clips are combined, how one dataset row becomes a
-label, how the pipeline words an answer, which metric scores it and what the predictions file says. (Which columns a
-dataset of each task type has is the data layer's business: datasets_scripts/builders.py.) The siamese
-objective itself (Eq. 1-5, Eq. 8) is shared by all of them (`siamese_reasoning.py`, `SiaSamReaForVideoQuestionAnswering`).
+Eq. 3-5 and the distance of L_siamese, how the scores of several clips are combined, which columns a dataset row has
+(`features`, as the data layer's builders and joint datasets declare them) and how one row becomes a label, how the
+pipeline words an answer, which metric scores it (and how the trainer feeds it) and what the predictions file says.
+The siamese objective itself (Eq. 1-5, Eq. 8) is shared by all of them (`siamese_reasoning.py`,
+`SiaSamReaForVideoQuestionAnswering`).
 
-Adding a task type is one subclass of `TaskType` plus one line in `TASK_TYPES` (see docs/design.md, "Adding a task").
+Adding a task type is one subclass of `TaskType` plus one line, `register_task_type(MyType())` (see docs/design.md,
+"Adding a task type"). The data layer, the trainer and the model ask the registry (`get_task_type`), never a name.
 """
 
 from typing import Any, ClassVar
@@ -56,16 +58,48 @@ def _no_loss(scores: torch.Tensor) -> torch.Tensor:
     return scores.sum() * 0.0
 
 
+def _value(dtype: str) -> dict[str, str]:
+    """A `datasets.Value(dtype)` column, serialised."""
+    return {"dtype": dtype, "_type": "Value"}
+
+
+def normalize_answer(answer: Any) -> str:
+    """Open-ended answer text as matched against the vocabulary: stripped and lower-cased."""
+    return str(answer).strip().lower()
+
+
 class TaskType:
     """Base class of a VideoQA task type. Scores are the head's outputs for one clip: `(batch, K)` answer logits,
     `(batch, num_choices)` choice scores or `(batch, 1)` counts."""
 
     name: ClassVar[str]
-    metric: ClassVar[str]  # a metric module shipped in training/metrics/
+    metric: ClassVar[str]  # a metric module shipped in training/metrics/, else a name or path `evaluate.load` takes
     metric_for_best_model: ClassVar[str]
     greater_is_better: ClassVar[bool] = True
     takes_choices: ClassVar[bool] = False  # one text per choice: input_ids (batch, num_choices, L)
     has_vocabulary: ClassVar[bool] = False  # answers are classes of a fixed vocabulary (the head has one per answer)
+    label_column: ClassVar[str] = "label"  # the dataset column that holds a row's label
+    label_dtype: ClassVar[str] = "int64"  # its dtype (a `datasets.Value` dtype), also of the metric's references
+    # a question whose video cannot be read enters the metric, counted wrong (False: it is left out of the metric)
+    unreadable_counted_wrong: ClassVar[bool] = True
+    metric_answer_types: ClassVar[bool] = True  # the metric also scores per answer type (it takes `answer_types`)
+
+    def features(self, answers: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        """The columns a dataset row of this task has besides the shared ones (`question`, `answer`, `video_path`...),
+        serialised as `datasets.Features.to_dict` writes them (`datasets.Features.from_dict` reads them; plain dicts
+        keep this module free of `datasets`, like all Hub custom code). `answers`: the vocabulary, for a task with
+        one; without it an open-ended `label` is a plain int64 (a joint dataset's tasks have different vocabularies)."""
+        return {self.label_column: _value(self.label_dtype)}
+
+    def filler(self) -> dict[str, Any]:
+        """What this task's columns hold in a row of another task (a joint dataset): -1, no choices."""
+        return {self.label_column: -1}
+
+    def read_label(self, record: dict[str, Any], label2id: dict[str, int]) -> dict[str, Any]:
+        """The label column(s) of a record read from an annotation file, to update it with: by default none, the
+        record has its own (a multiple-choice record's `label` is the index of its correct choice, a count record's
+        `count` the count). -1 in the label column: an answer the task cannot score (dropped from train)."""
+        return {}
 
     def num_outputs(self, num_answers: int | None) -> int:
         """Outputs of the head's last layer per text."""
@@ -108,7 +142,7 @@ class TaskType:
 
     def label(self, example: dict[str, Any]) -> torch.Tensor:
         """The training/evaluation label of a dataset row (-1 in the data: unknown, ignored, counted wrong)."""
-        label = int(example["label"])
+        label = int(example[self.label_column])
         return torch.tensor(label if label >= 0 else IGNORE_INDEX, dtype=torch.long)
 
     def unanswerable(self, label: torch.Tensor) -> torch.Tensor:
@@ -149,6 +183,16 @@ class OpenEnded(TaskType):
             raise ValueError(f"an open-ended task needs an answer vocabulary of >= 1 answers, got {num_answers}")
         return num_answers
 
+    def features(self, answers=None):
+        if answers is None:
+            return super().features()
+        return {"label": {"names": list(answers), "_type": "ClassLabel"}}  # features["label"].names: id2label
+
+    def read_label(self, record, label2id):
+        """The answer text normalised and its id in the vocabulary `label2id` (-1 outside it)."""
+        answer = normalize_answer(record["answer"])
+        return {"answer": answer, "label": label2id.get(answer, -1)}
+
     def ground_truth_loss(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         scores, labels = _labelled(scores, labels)
         return nn.functional.cross_entropy(scores, labels) if len(labels) else _no_loss(scores)
@@ -167,6 +211,12 @@ class MultipleChoice(TaskType):
     takes_choices = True
     label_kind = "choice indices"
 
+    def features(self, answers=None):
+        return {"choices": {"feature": _value("string"), "_type": "List"}, **super().features(answers)}
+
+    def filler(self):
+        return {"choices": [], **super().filler()}
+
     def ground_truth_loss(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         scores, labels = _labelled(scores, labels)
         return multiple_choice_hinge_loss(scores, labels) if len(labels) else _no_loss(scores)
@@ -184,6 +234,10 @@ class Count(TaskType):
     metric = "count_mse"
     metric_for_best_model = "mse"
     greater_is_better = False
+    label_column = "count"
+    label_dtype = "float32"
+    unreadable_counted_wrong = False  # a count has no wrong class to count it as: left out of the MSE
+    metric_answer_types = False
 
     def check_labels(self, labels: torch.Tensor, num_classes: int) -> None:
         return None
@@ -206,7 +260,7 @@ class Count(TaskType):
         return super().aggregate(clip_scores, aggregation)
 
     def label(self, example):
-        return torch.tensor(float(example["count"]), dtype=torch.float32)
+        return torch.tensor(float(example[self.label_column]), dtype=torch.float32)
 
     def unanswerable(self, label: torch.Tensor) -> torch.Tensor:
         return label  # left out of the MSE by the `unreadable` flag
@@ -221,11 +275,26 @@ class Count(TaskType):
     def record(self, scores, row, label, id2label, unreadable):
         value = float(scores.reshape(-1)[0])
         rounded = max(0, round(value))
-        return {"prediction": rounded, "score": value, "label": float(row["count"]),
-                "correct": rounded == float(row["count"]) and not unreadable}
+        count = float(row[self.label_column])
+        return {"prediction": rounded, "score": value, "label": count, "correct": rounded == count and not unreadable}
 
 
-TASK_TYPES: dict[str, TaskType] = {task.name: task for task in (OpenEnded(), MultipleChoice(), Count())}
+TASK_TYPES: dict[str, TaskType] = {}
+
+
+def register_task_type(task_type: TaskType) -> TaskType:
+    """Add `task_type` to the registry under its `name`, which must be new; returns it."""
+    if not isinstance(task_type, TaskType):
+        raise TypeError(f"a task type is an instance of a TaskType subclass, got {type(task_type).__name__}")
+    if task_type.name in TASK_TYPES:
+        raise ValueError(f"a task type named {task_type.name!r} is registered already "
+                         f"({type(TASK_TYPES[task_type.name]).__name__})")
+    TASK_TYPES[task_type.name] = task_type
+    return task_type
+
+
+for _task_type in (OpenEnded(), MultipleChoice(), Count()):
+    register_task_type(_task_type)
 
 
 def get_task_type(name: str) -> TaskType:
@@ -246,4 +315,6 @@ __all__ = [
     "aggregate_clip_logits",
     "get_task_type",
     "multiple_choice_hinge_loss",
+    "normalize_answer",
+    "register_task_type",
 ]

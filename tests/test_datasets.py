@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import BertTokenizer
 
-import datasets_scripts.loading
+import datasets_scripts.registry
 from datasets_scripts import (
     MSRVTTQA,
     MSVDQA,
@@ -343,7 +343,7 @@ def test_load_videoqa_generates_synthetic_data_when_missing_says_so_then_reuses_
         calls.append(path)
         return make_synthetic_videoqa(path, **SMALL_SYNTHETIC)
 
-    monkeypatch.setattr(datasets_scripts.loading, "make_synthetic_videoqa", small_generator)
+    monkeypatch.setattr(datasets_scripts.registry, "make_synthetic_videoqa", small_generator)
     with caplog.at_level(logging.WARNING, logger="datasets_scripts.synthetic"):
         first = load_videoqa("synthetic", tmp_path / "syn", "train", cache_dir=tmp_path / "cache")
     assert f"generating the synthetic VideoQA dataset in {tmp_path / 'syn'}: 10 videos (64 x 64 px, 48-60 frames" \

@@ -32,8 +32,10 @@ def knowledge_entropy(knowledge: torch.Tensor) -> torch.Tensor:
 
 
 def load_metric(name: str) -> evaluate.EvaluationModule:
-    """A metric shipped in `training/metrics/` (hub metrics are unreachable offline)."""
-    return evaluate.load(str(METRICS_DIR / name))
+    """A metric shipped in `training/metrics/` (hub metrics are unreachable offline), else whatever `evaluate.load`
+    finds under `name` (a metric script's folder, a Hub metric)."""
+    shipped = METRICS_DIR / name
+    return evaluate.load(str(shipped) if shipped.is_dir() else name)
 
 
 def build_compute_metrics(
@@ -44,9 +46,10 @@ def build_compute_metrics(
 
     `label_ids` holds `EVAL_FIELDS` as `SiaSamReaTrainer.prediction_step` returns them; `predictions` are each
     example's scores, padded (with -100) beyond its own `num_scores`. Questions whose video could not be decoded count
-    as wrong (they are left out of the count MSE) and are reported as `unreadable_videos`; answers outside the model's
-    vocabulary (label -100) count as wrong and are reported as `unknown_answers`. A joint model's metrics are named
-    `<task>_<metric>`, and `score` combines them for picking the best checkpoint (`combined_score`).
+    as wrong (a task type may leave them out instead: `unreadable_counted_wrong`, e.g. the count MSE) and are reported
+    as `unreadable_videos`; answers outside the model's vocabulary (label -100) count as wrong and are reported as
+    `unknown_answers`. A joint model's metrics are named `<task>_<metric>`, and `score` combines them for picking the
+    best checkpoint (`combined_score`).
     """
     metrics = {name: load_metric(config.task_type(name).metric) for name in config.task_names}
 
@@ -59,20 +62,18 @@ def build_compute_metrics(
             if not rows.any():
                 continue
             task_type = config.task_type(name)
-            labels = fields["labels"][rows] if task_type.name == "count" else fields["labels"][rows].astype(np.int64)
+            labels = fields["labels"][rows].astype(task_type.label_dtype)
             width = fields["num_scores"][rows][:, None]
             scores = np.where(np.arange(logits.shape[-1]) < width, logits[rows], -np.inf)  # drop the padding
+            readable = ~unreadable[rows]
+            results["unknown_answers"] += int(((labels == IGNORE_INDEX) & readable).sum())
+            scored = np.ones_like(readable) if task_type.unreadable_counted_wrong else readable
             kwargs = {}
-            if task_type.name == "count":
-                readable = ~unreadable[rows]
-                scores, labels = scores[readable], labels[readable]
-            else:
-                results["unknown_answers"] += int(((labels == IGNORE_INDEX) & ~unreadable[rows]).sum())
-                if answer_types is not None:
-                    kwargs["answer_types"] = [answer_types[i] if i >= 0 else "unknown"
-                                              for i in fields["answer_type_ids"][rows].tolist()]
-            task_results = metrics[name].compute(predictions=task_type.metric_predictions(scores), references=labels,
-                                                 **kwargs)
+            if answer_types is not None and task_type.metric_answer_types:
+                kwargs["answer_types"] = [answer_types[i] if i >= 0 else "unknown"
+                                          for i in fields["answer_type_ids"][rows][scored].tolist()]
+            task_results = metrics[name].compute(predictions=task_type.metric_predictions(scores[scored]),
+                                                 references=labels[scored], **kwargs)
             prefix = f"{name}_" if config.tasks else ""
             results.update({f"{prefix}{key}": value for key, value in task_results.items()})
         if config.tasks:

@@ -129,7 +129,7 @@ def visualize_siamese_example(
         truth = None if label is None else float(label)
     else:
         truth = None if label is None else _label_index(names, label)
-    labels = task_type.label({"label": truth or 0, "count": truth or 0.0})[None]
+    labels = task_type.label({task_type.label_column: truth or 0})[None]
     outputs = _siamese_forward(model, {**inputs, "task": config.resolve_task(task)}, labels, seed)
     clip_scores = outputs.clip_logits[0].float().cpu()  # (N, K | choices | 1)
 
