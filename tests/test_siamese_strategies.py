@@ -14,7 +14,13 @@ import torch
 from conftest import tiny_config, tiny_inputs
 
 from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering
-from modeling_siasamrea.siamese_reasoning import SiameseKnowledgeHead
+from modeling_siasamrea.siamese_reasoning import (
+    KNOWLEDGE_SOURCES,
+    PROPAGATIONS,
+    SIAMESE_VARIANTS,
+    SOFT_LABEL_SOURCES,
+    SiameseKnowledgeHead,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 # settings of the studies' rows that have siamese clips, with fewer clips to keep the test short
@@ -169,3 +175,30 @@ def test_losses_of_every_study_row_are_unchanged():
     assert losses.keys() == EXPECTED_STUDY_LOSSES.keys()
     for name, expected in EXPECTED_STUDY_LOSSES.items():
         assert losses[name] == pytest.approx(expected, rel=1e-10), name
+
+
+def test_no_siamese_switch_is_compared_as_a_string_in_the_head():
+    source = (REPO / "modeling_siasamrea" / "siamese_reasoning.py").read_text()
+    comparisons = re.findall(r"siamese_\w+ *(?:==|!=|not in|in) *[(\"']", source)
+    assert not comparisons, comparisons
+
+
+def test_the_head_uses_the_strategies_its_config_names_looked_up_once():
+    head = _head(siamese_knowledge="average", siamese_soft_label="anchor_row", siamese_propagation="closed_form")
+    assert head.knowledge_source is KNOWLEDGE_SOURCES["average"]
+    assert head.soft_label_source is SOFT_LABEL_SOURCES["anchor_row"]
+    assert head.propagation is PROPAGATIONS["closed_form"]
+    head.config.siamese_soft_label = "eq5"  # a config changed after the head was built does not switch it
+    assert head.soft_label_source is SOFT_LABEL_SOURCES["anchor_row"]
+
+
+@pytest.mark.parametrize("field", list(SIAMESE_VARIANTS))
+def test_an_unknown_variant_names_the_field_and_the_allowed_values(field):
+    allowed = tuple(SIAMESE_VARIANTS[field])
+    message = re.escape(f"{field} must be one of {allowed}, got 'unknown'")
+    with pytest.raises(ValueError, match=message):
+        SiaSamReaConfig(**{field: "unknown"})
+    config = tiny_config()
+    setattr(config, field, "unknown")  # set after validation: the head checks through the same table
+    with pytest.raises(ValueError, match=message):
+        SiameseKnowledgeHead(config)
