@@ -271,8 +271,7 @@ class SiameseKnowledgeHead(nn.Module):
                            "(num_siamese_clips=%d, siamese_knowledge=%r)", config.num_siamese_clips,
                            config.siamese_knowledge)
         self.projection = nn.Linear(config.hidden_size, config.hidden_size) if uses_projection else None
-        self.uses_clip_weights = self.soft_label_source.uses_clip_weights
-        if config.learnable_clip_weights and siamese and self.uses_clip_weights:
+        if config.learnable_clip_weights and siamese and self.soft_label_source.uses_clip_weights:
             self.clip_weight_logits = nn.Parameter(torch.zeros(2, config.num_clips))
         else:  # fixed W1, W2; with one clip (no siamese clips) or the anchor's row there is nothing to weigh
             self.register_buffer("clip_weight_logits", torch.zeros(2, config.num_clips), persistent=False)
@@ -345,11 +344,13 @@ class SiameseKnowledgeHead(nn.Module):
 
 
 __all__ = [
+    "SIAMESE_VARIANTS",
     "SiameseKnowledgeHead",
     "anchor_soft_label",
     "converged_soft_labels",
     "propagate_siamese_knowledge",
     "siamese_knowledge_generation",
     "siamese_knowledge_reasoning",
+    "siamese_variant",
     "smoothed_label",
 ]
