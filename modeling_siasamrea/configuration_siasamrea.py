@@ -5,16 +5,10 @@ from typing import Any
 from transformers import AutoConfig, BertConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .siamese_reasoning import SIAMESE_VARIANTS, siamese_variant
 from .tasks import TASK_TYPES, TaskType, get_task_type
 
 TASKS = tuple(TASK_TYPES)
-KNOWLEDGE_MODES = ("similarity", "average")
-# where the soft label Q comes from (docs/design.md, "Siamese knowledge reasoning"): Eq. 5 with learnable W1, W2; the
-# anchor's own row of the propagated predictions (BAKE's per-sample soft label); Eq. 5 with W1, W2 starting on the
-# anchor; the knows-nothing control of studies, the label smoothed by `siamese_label_smoothing` (no siamese knowledge)
-SOFT_LABEL_SOURCES = ("eq5", "anchor_row", "eq5_anchor_init", "smoothed_label")
-# how far predictions propagate through Â: one step (Eq. 3-4) or to BAKE's fixed point (1 - ω)(I - ωÂ)^-1 P
-PROPAGATIONS = ("one_step", "closed_form")
 # Named settings of the siamese objective: `siamese_preset` gives every field listed here that a config leaves unset
 # (None). "paper" is the paper read literally (docs/design.md) and the default for fidelity to the paper, not because
 # a study supports it: no study in benchmarks/results/ has shown a setting that beats the no-siamese baseline (README
@@ -297,12 +291,10 @@ class SiaSamReaConfig(PreTrainedConfig):
 
     def validate_siamese(self) -> None:
         """Raise a `ValueError` naming the field for any value outside its domain."""
+        for field in SIAMESE_VARIANTS:  # the variants' names and what they do live in siamese_reasoning.py
+            siamese_variant(field, getattr(self, field))
         checks = [
             (self.tasks or self.task in TASK_TYPES, f"task must be one of {tuple(TASK_TYPES)}, got {self.task!r}"),
-            (
-                self.siamese_knowledge in KNOWLEDGE_MODES,
-                f"siamese_knowledge must be one of {KNOWLEDGE_MODES}, got {self.siamese_knowledge!r}",
-            ),
             (self.num_siamese_clips >= 0, f"num_siamese_clips must be >= 0, got {self.num_siamese_clips}"),
             (self.siamese_loss_weight >= 0, f"siamese_loss_weight (alpha) must be >= 0, got {self.siamese_loss_weight}"),
             (0.0 <= self.siamese_omega <= 1.0, f"siamese_omega (omega) must be in [0, 1], got {self.siamese_omega}"),
@@ -310,14 +302,6 @@ class SiaSamReaConfig(PreTrainedConfig):
             (
                 self.siamese_distillation_temperature > 0,
                 f"siamese_distillation_temperature (T) must be > 0, got {self.siamese_distillation_temperature}",
-            ),
-            (
-                self.siamese_soft_label in SOFT_LABEL_SOURCES,
-                f"siamese_soft_label must be one of {SOFT_LABEL_SOURCES}, got {self.siamese_soft_label!r}",
-            ),
-            (
-                self.siamese_propagation in PROPAGATIONS,
-                f"siamese_propagation must be one of {PROPAGATIONS}, got {self.siamese_propagation!r}",
             ),
             (
                 self.siamese_propagation != "closed_form" or self.siamese_omega < 1.0,

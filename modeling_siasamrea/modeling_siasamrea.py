@@ -138,7 +138,7 @@ class SiaSamReaPreTrainedModel(PreTrainedModel):
             init.zeros_(module.token_type_ids)
         elif isinstance(module, SiameseKnowledgeHead):
             init.zeros_(module.clip_weight_logits)
-            init.copy_(module.clip_weight_prior, module._prior(self.config))
+            init.copy_(module.clip_weight_prior, module._prior())
 
 
 # The family adapters below turn a clip `(clips, frames, 3, H, W)` into a grid of visual tokens `(clips, T, R, C, h)`

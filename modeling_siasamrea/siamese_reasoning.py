@@ -1,12 +1,16 @@
 """Siamese knowledge generation (SKG, Eq. 1-2) and siamese knowledge reasoning (SKR, Eq. 3-5)."""
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from transformers.utils import logging
 
-from .configuration_siasamrea import SiaSamReaConfig
+if TYPE_CHECKING:  # the config validates its values against this module's tables: no import at run time
+    from .configuration_siasamrea import SiaSamReaConfig
 
 logger = logging.get_logger(__name__)
 
@@ -144,9 +148,100 @@ def smoothed_label(labels: torch.Tensor, num_classes: int, smoothing: float) -> 
     return (1.0 - smoothing) * onehot + smoothing / num_classes
 
 
+def one_step_propagation(knowledge: torch.Tensor, probs: torch.Tensor, omega: float) -> torch.Tensor:
+    """`siamese_propagation="one_step"`: Â P (`propagate_siamese_knowledge`); ω is not used."""
+    return propagate_siamese_knowledge(knowledge, probs)
+
+
+def closed_form_propagation(knowledge: torch.Tensor, probs: torch.Tensor, omega: float) -> torch.Tensor:
+    """`siamese_propagation="closed_form"`: Â Q∞, BAKE's fixed point (`converged_soft_labels`) propagated."""
+    return propagate_siamese_knowledge(knowledge, converged_soft_labels(knowledge, probs, omega))
+
+
+def similarity_knowledge(features: torch.Tensor, temperature: float, center: bool) -> torch.Tensor:
+    """`siamese_knowledge="similarity"`: Â from features `(b, N, [texts,] h)` (`siamese_knowledge_generation`); a clip
+    with several texts (multiple choice) is described by the concatenation of its per-text features."""
+    clip_features = features.flatten(2)  # (b, N, h) or, with choices, (b, N, choices * h)
+    return siamese_knowledge_generation(clip_features, temperature, center=center)
+
+
+def average_knowledge(features: torch.Tensor, temperature: float, center: bool) -> torch.Tensor:
+    """`siamese_knowledge="average"`: Â = 1/(N-1) off the diagonal (Table 1's "w/ SKR"), `(b, N, N)`; the features
+    give only the shape."""
+    return average_siamese_knowledge(features.shape[1], features).expand(features.shape[0], -1, -1)
+
+
+@dataclass(frozen=True)
+class KnowledgeSource:
+    """A value of `siamese_knowledge`: how Â comes from the clip-text features."""
+
+    compute: Callable[[torch.Tensor, float, bool], torch.Tensor]  # (features, temperature, center) -> Â
+    compares_clips: bool  # whether Eq. 1's similarities are computed, i.e. whether F (`siamese_projection`) acts
+
+
+def _eq5_soft_label(head: "SiameseKnowledgeHead", knowledge: torch.Tensor, probs: torch.Tensor,
+                    labels: torch.Tensor | None) -> torch.Tensor:
+    """`siamese_knowledge_reasoning` with the head's W1, W2."""
+    w1, w2 = head.clip_weights()
+    return siamese_knowledge_reasoning(knowledge, probs, w1, w2, head.config.siamese_omega,
+                                       propagated=head.propagate(knowledge, probs))
+
+
+def _anchor_row_soft_label(head: "SiameseKnowledgeHead", knowledge: torch.Tensor, probs: torch.Tensor,
+                           labels: torch.Tensor | None) -> torch.Tensor:
+    """The anchor's own row (`anchor_soft_label`)."""
+    return anchor_soft_label(head.propagate(knowledge, probs), probs, head.config.siamese_omega)
+
+
+def _smoothed_soft_label(head: "SiameseKnowledgeHead", knowledge: torch.Tensor, probs: torch.Tensor,
+                         labels: torch.Tensor | None) -> torch.Tensor:
+    """The knows-nothing control (`smoothed_label`): neither Â nor P enter, only the labels and K."""
+    if labels is None or probs.shape[-1] < 2:
+        raise ValueError("siamese_soft_label='smoothed_label' needs the labels of a task with classes "
+                         "(open-ended or multiple choice), not of the count task")
+    return smoothed_label(labels, probs.shape[-1], head.config.siamese_label_smoothing).to(probs.dtype)
+
+
+@dataclass(frozen=True)
+class SoftLabelSource:
+    """A value of `siamese_soft_label`: how Q is built, and whether (and from where) it weighs the clips by W1, W2."""
+
+    build: Callable[["SiameseKnowledgeHead", torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+    uses_clip_weights: bool
+    anchor_init_weight: float | None = None  # W1, W2 start with this weight on the anchor (None: uniform)
+
+
 # "eq5_anchor_init": W1 and W2 start with this weight on the anchor (the rest spread evenly), i.e. near BAKE's
 # per-sample soft label; a one-hot start would saturate their softmax and stop them from learning
 ANCHOR_INIT_WEIGHT = 0.9
+
+# The siamese variants: each switch's allowed values and what each one does, looked up once when the head is built
+# (the config validates its values against the same tables). docs/design.md, "Siamese knowledge reasoning".
+KNOWLEDGE_SOURCES = {
+    "similarity": KnowledgeSource(similarity_knowledge, compares_clips=True),
+    "average": KnowledgeSource(average_knowledge, compares_clips=False),
+}
+SOFT_LABEL_SOURCES = {
+    "eq5": SoftLabelSource(_eq5_soft_label, uses_clip_weights=True),  # Eq. 5, W1 and W2 start uniform
+    "anchor_row": SoftLabelSource(_anchor_row_soft_label, uses_clip_weights=False),  # BAKE's per-sample soft label
+    "eq5_anchor_init": SoftLabelSource(_eq5_soft_label, uses_clip_weights=True, anchor_init_weight=ANCHOR_INIT_WEIGHT),
+    "smoothed_label": SoftLabelSource(_smoothed_soft_label, uses_clip_weights=False),  # a study control
+}
+PROPAGATIONS = {"one_step": one_step_propagation, "closed_form": closed_form_propagation}
+SIAMESE_VARIANTS: dict[str, dict[str, Any]] = {
+    "siamese_knowledge": KNOWLEDGE_SOURCES,
+    "siamese_soft_label": SOFT_LABEL_SOURCES,
+    "siamese_propagation": PROPAGATIONS,
+}
+
+
+def siamese_variant(field: str, value: str) -> Any:
+    """The strategy that `value` names for the config field `field` (a key of `SIAMESE_VARIANTS`); a `ValueError`
+    naming the field and its allowed values for any other value."""
+    variants = SIAMESE_VARIANTS[field]
+    if value not in variants:
+        raise ValueError(f"{field} must be one of {tuple(variants)}, got {value!r}")
+    return variants[value]
 
 
 class SiameseKnowledgeHead(nn.Module):
@@ -155,36 +250,41 @@ class SiameseKnowledgeHead(nn.Module):
     W1 and W2 are stored as N logits each and used through a softmax (initialised uniform, or on the anchor with
     `siamese_soft_label="eq5_anchor_init"`), so the soft label is a distribution whatever they learn.
     `training_progress` (the fraction of training done, set by `training/callbacks.py`'s
-    `SiameseLossWarmupCallback`) drives the warm-up of α.
+    `SiameseLossWarmupCallback`) drives the warm-up of α. The variants that the config's `siamese_knowledge`,
+    `siamese_soft_label` and `siamese_propagation` name are looked up once, here.
     """
 
-    def __init__(self, config: SiaSamReaConfig):
+    def __init__(self, config: "SiaSamReaConfig"):
         super().__init__()
         self.config = config
+        self.knowledge_source: KnowledgeSource = siamese_variant("siamese_knowledge", config.siamese_knowledge)
+        self.soft_label_source: SoftLabelSource = siamese_variant("siamese_soft_label", config.siamese_soft_label)
+        self.propagation: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] = siamese_variant(
+            "siamese_propagation", config.siamese_propagation
+        )
         # Only parameters that take part in the loss are created: DDP without `find_unused_parameters` (what the
         # Trainer uses with activation checkpointing) fails on a parameter that never gets a gradient.
         siamese = config.num_clips > 1
-        uses_projection = siamese and config.siamese_projection and config.siamese_knowledge == "similarity"
+        uses_projection = siamese and config.siamese_projection and self.knowledge_source.compares_clips
         if config.siamese_projection and not uses_projection:
             logger.warning("siamese_projection is ignored: F of Eq. 1 only acts on the similarities of siamese clips "
                            "(num_siamese_clips=%d, siamese_knowledge=%r)", config.num_siamese_clips,
                            config.siamese_knowledge)
         self.projection = nn.Linear(config.hidden_size, config.hidden_size) if uses_projection else None
-        self.uses_clip_weights = config.siamese_soft_label not in ("anchor_row", "smoothed_label")
-        if config.learnable_clip_weights and siamese and self.uses_clip_weights:
+        if config.learnable_clip_weights and siamese and self.soft_label_source.uses_clip_weights:
             self.clip_weight_logits = nn.Parameter(torch.zeros(2, config.num_clips))
         else:  # fixed W1, W2; with one clip (no siamese clips) or the anchor's row there is nothing to weigh
             self.register_buffer("clip_weight_logits", torch.zeros(2, config.num_clips), persistent=False)
-        self.register_buffer("clip_weight_prior", self._prior(config), persistent=False)
+        self.register_buffer("clip_weight_prior", self._prior(), persistent=False)
         self.training_progress: float | None = None
 
-    @staticmethod
-    def _prior(config: SiaSamReaConfig) -> torch.Tensor:
+    def _prior(self) -> torch.Tensor:
         """`(2, N)` offsets added to the W1, W2 logits: zeros (uniform start), or the anchor-weighted start."""
-        prior = torch.zeros(2, config.num_clips)
-        if config.siamese_soft_label == "eq5_anchor_init" and config.num_clips > 1:
-            # softmax(prior) = [ANCHOR_INIT_WEIGHT, (1 - ANCHOR_INIT_WEIGHT) / (N - 1), ...]
-            prior[:, 0] = math.log(ANCHOR_INIT_WEIGHT * (config.num_clips - 1) / (1.0 - ANCHOR_INIT_WEIGHT))
+        num_clips, anchor_weight = self.config.num_clips, self.soft_label_source.anchor_init_weight
+        prior = torch.zeros(2, num_clips)
+        if anchor_weight is not None and num_clips > 1:
+            # softmax(prior) = [anchor_weight, (1 - anchor_weight) / (N - 1), ...]
+            prior[:, 0] = math.log(anchor_weight * (num_clips - 1) / (1.0 - anchor_weight))
         return prior
 
     @property
@@ -215,37 +315,26 @@ class SiameseKnowledgeHead(nn.Module):
         F applies to every clip-text feature; a clip with several texts (multiple choice) is then described by the
         concatenation of its per-choice features, so two clips are similar when they agree on every choice.
         """
-        if self.config.siamese_knowledge == "average":
-            return average_siamese_knowledge(features.shape[1], features).expand(features.shape[0], -1, -1)
         if self.projection is not None:
             features = self.projection(features)
-        clip_features = features.flatten(2)  # (b, N, h) or, with choices, (b, N, choices * h)
-        return siamese_knowledge_generation(clip_features, self.config.siamese_temperature,
-                                            center=self.config.siamese_feature_centering)
+        return self.knowledge_source.compute(features, self.config.siamese_temperature,
+                                             self.config.siamese_feature_centering)
 
-    def soft_label(self, knowledge: torch.Tensor, probs: torch.Tensor,
-                   labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Q `(batch, K)` from Â `(batch, N, N)` and predictions P `(batch, N, K)`, as `config.siamese_soft_label`
-        and `config.siamese_propagation` say (`"smoothed_label"`, the knows-nothing control, needs `labels`)."""
-        num_clips, omega = probs.shape[1], self.config.siamese_omega
-        if self.config.siamese_soft_label == "smoothed_label":
-            if labels is None or probs.shape[-1] < 2:
-                raise ValueError("siamese_soft_label='smoothed_label' needs the labels of a task with classes "
-                                 "(open-ended or multiple choice), not of the count task")
-            return smoothed_label(labels, probs.shape[-1], self.config.siamese_label_smoothing).to(probs.dtype)
+    def propagate(self, knowledge: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """What Â propagates to every clip `(batch, N, K)`, as `config.siamese_propagation` says: Â P or Â Q∞."""
+        num_clips = probs.shape[1]
         if num_clips != self.config.num_clips:
             raise ValueError(
                 f"the clip weights W1, W2 were built for N = {self.config.num_clips} clips "
                 f"(1 anchor + num_siamese_clips={self.config.num_siamese_clips}), got {num_clips} clips"
             )
-        if self.config.siamese_propagation == "closed_form":
-            propagated = propagate_siamese_knowledge(knowledge, converged_soft_labels(knowledge, probs, omega))
-        else:
-            propagated = propagate_siamese_knowledge(knowledge, probs)
-        if not self.uses_clip_weights:
-            return anchor_soft_label(propagated, probs, omega)
-        w1, w2 = self.clip_weights()
-        return siamese_knowledge_reasoning(knowledge, probs, w1, w2, omega, propagated=propagated)
+        return self.propagation(knowledge, probs, self.config.siamese_omega)
+
+    def soft_label(self, knowledge: torch.Tensor, probs: torch.Tensor,
+                   labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Q `(batch, K)` from Â `(batch, N, N)` and predictions P `(batch, N, K)`, as `config.siamese_soft_label`
+        and `config.siamese_propagation` say (`"smoothed_label"`, the knows-nothing control, needs `labels`)."""
+        return self.soft_label_source.build(self, knowledge, probs, labels)
 
     def forward(self, features: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (Â `(batch, N, N)`, Q `(batch, K)`) for features `(batch, N, [texts,] h)` and predictions
@@ -255,11 +344,13 @@ class SiameseKnowledgeHead(nn.Module):
 
 
 __all__ = [
+    "SIAMESE_VARIANTS",
     "SiameseKnowledgeHead",
     "anchor_soft_label",
     "converged_soft_labels",
     "propagate_siamese_knowledge",
     "siamese_knowledge_generation",
     "siamese_knowledge_reasoning",
+    "siamese_variant",
     "smoothed_label",
 ]
