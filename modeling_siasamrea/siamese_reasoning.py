@@ -3,14 +3,12 @@
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
+from transformers import PreTrainedConfig
 from transformers.utils import logging
-
-if TYPE_CHECKING:  # the config validates its values against this module's tables: no import at run time
-    from .configuration_siasamrea import SiaSamReaConfig
 
 logger = logging.get_logger(__name__)
 
@@ -254,7 +252,7 @@ class SiameseKnowledgeHead(nn.Module):
     `siamese_soft_label` and `siamese_propagation` name are looked up once, here.
     """
 
-    def __init__(self, config: "SiaSamReaConfig"):
+    def __init__(self, config: PreTrainedConfig):  # a SiaSamReaConfig, which validates against these tables
         super().__init__()
         self.config = config
         self.knowledge_source: KnowledgeSource = siamese_variant("siamese_knowledge", config.siamese_knowledge)
