@@ -38,7 +38,7 @@ from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnsweri
 from modeling_siasamrea.image_processing_siasamrea import SiaSamReaImageProcessor
 from modeling_siasamrea.pipeline_siasamrea import VideoQuestionAnsweringPipeline
 from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
-from modeling_siasamrea.sampling import SiameseSampler
+from modeling_siasamrea.sampling import UniformClipSampler
 from modeling_siasamrea.video_io import count_frames, read_clips
 
 TARGET_PIPELINE_OVERHEAD = 0.03
@@ -61,7 +61,7 @@ def build_pipeline(setup: dict) -> VideoQuestionAnsweringPipeline:
 
 
 def time_clips(pipe: VideoQuestionAnsweringPipeline, video: str, num_clips: int, frames: int, repeats: int) -> dict:
-    sampler = SiameseSampler(num_frames=frames, num_siamese_clips=0)
+    sampler = UniformClipSampler(num_frames=frames)
     model, processor = pipe.model, pipe.processor
     call_kwargs = {"num_eval_clips": num_clips}
     inputs = {"video": video, "question": QUESTION, "choices": None}

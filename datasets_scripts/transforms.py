@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from modeling_siasamrea.image_processing_siasamrea import JpegFrames
-from modeling_siasamrea.sampling import SiameseSampler
+from modeling_siasamrea.sampling import ClipSampler
 from modeling_siasamrea.tasks import TaskType, get_task_type
 from modeling_siasamrea.video_io import VideoBytes, VideoDecodeError, read_clips, read_jpeg_frames
 
@@ -91,7 +91,7 @@ class VideoQATransform:
     def __init__(
         self,
         processor: Any,
-        sampler: SiameseSampler,
+        sampler: ClipSampler,
         train: bool,
         task: str | dict[str, str],
         num_eval_clips: int = 1,

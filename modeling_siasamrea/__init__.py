@@ -19,7 +19,7 @@ from .modeling_siasamrea import (
 )
 from .pipeline_siasamrea import VideoQuestionAnsweringPipeline, save_pipeline_folder
 from .processing_siasamrea import SiaSamReaProcessor
-from .sampling import SiameseSampler
+from .sampling import ClipSampler, SiameseSampler, UniformClipSampler, clip_sampler_from_config
 from .video_processing_siasamrea import SiaSamReaVideoProcessor
 from .siamese_reasoning import SiameseKnowledgeHead, siamese_knowledge_generation, siamese_knowledge_reasoning
 from .tasks import TASK_TYPES, TaskType, aggregate_clip_logits, get_task_type, multiple_choice_hinge_loss
@@ -43,6 +43,7 @@ __all__ = [
     "TaskType",
     "get_task_type",
     "aggregate_clip_logits",
+    "ClipSampler",
     "SiaSamReaConfig",
     "SiaSamReaForVideoQuestionAnswering",
     "SiaSamReaImageProcessor",
@@ -53,8 +54,10 @@ __all__ = [
     "SiaSamReaVideoQAOutput",
     "SiameseKnowledgeHead",
     "SiameseSampler",
+    "UniformClipSampler",
     "VideoDecodeError",
     "VideoQuestionAnsweringPipeline",
+    "clip_sampler_from_config",
     "count_frames",
     "multiple_choice_hinge_loss",
     "read_clips",

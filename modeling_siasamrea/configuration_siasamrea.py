@@ -5,6 +5,7 @@ from typing import Any
 from transformers import AutoConfig, BertConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .sampling import check_num_frames
 from .siamese_reasoning import SIAMESE_VARIANTS, siamese_variant
 from .tasks import TASK_TYPES, TaskType, get_task_type
 
@@ -77,6 +78,11 @@ class SiaSamReaConfig(PreTrainedConfig):
         num_siamese_clips (`int`, *optional*, defaults to 8):
             Siamese clips sampled next to the anchor in training, so each video gives `N = 1 + num_siamese_clips`
             clips (paper: N = 9). The clip weights W1, W2 of Eq. 5 have N entries.
+        num_frames (`int` or `"auto"`, *optional*):
+            Frames per clip B of the clip sampler (`sampling.py`), in training and in evaluation; `"auto"` grows them
+            with the video length (5-16 frames, the paper's). The training script records the value it trained with,
+            so the saved model answers with it. None (unset, as in configs saved before this field): a video
+            transformer backbone's clip length (`backbone_num_frames`), else the caller's default.
         siamese_preset (`str`, *optional*, defaults to `"paper"`):
             A named setting of the siamese objective (`SIAMESE_PRESETS`): it gives `siamese_loss_weight`,
             `siamese_clips_supervised`, `siamese_distillation_temperature`, `siamese_soft_label`,
@@ -177,6 +183,7 @@ class SiaSamReaConfig(PreTrainedConfig):
     num_answers: int | None = None
     tasks: dict[str, dict[str, Any]] | None = None
     num_siamese_clips: int = 8
+    num_frames: int | str | None = None
     siamese_preset: str = DEFAULT_SIAMESE_PRESET
     siamese_loss_weight: float | None = None
     siamese_omega: float = 0.5
@@ -220,6 +227,8 @@ class SiaSamReaConfig(PreTrainedConfig):
         for name, value in SIAMESE_PRESETS[self.siamese_preset].items():
             if getattr(self, name) is None:
                 setattr(self, name, value)
+        if self.num_frames is not None:
+            self.num_frames = check_num_frames(self.num_frames)
         self.validate_siamese()
         self.validate_vision()
 
@@ -376,6 +385,11 @@ class SiaSamReaConfig(PreTrainedConfig):
     def backbone_num_frames(self) -> int | None:
         """Frames per clip a video transformer backbone is built for (its `num_frames`); None for per-frame ones."""
         return self.vision_config.num_frames if self.vision_family == "video" else None
+
+    def clip_num_frames(self, default: int | str = "auto") -> int | str:
+        """Frames per clip this model samples: `num_frames`, else its video transformer backbone's clip length, else
+        `default`."""
+        return self.num_frames or self.backbone_num_frames or default
 
     @property
     def hidden_size(self) -> int:

@@ -66,7 +66,7 @@ class VideoQuestionAnsweringPipeline(Pipeline):
     """Answer a question about a video with a SiaSamRea model (open-ended, multiple-choice or count).
 
     Inference follows the paper: by default (`num_eval_clips=1`) only the anchor clip, `num_frames` frames spread
-    uniformly over the video (the video processor's evaluation sampling, `SiameseSampler.sample_eval`), is decoded and
+    uniformly over the video (the video processor's evaluation sampler, `UniformClipSampler`), is decoded and
     encoded, so a call costs exactly one plain forward of that clip. The model runs its siamese branch only when given
     labels, which the pipeline never passes: there is no siamese sampling, knowledge generation or reasoning at
     inference. `num_eval_clips > 1` is
@@ -98,10 +98,9 @@ class VideoQuestionAnsweringPipeline(Pipeline):
 
     @property
     def default_num_frames(self) -> int | str:
-        """Frames per clip when the call does not say: the model config's `num_frames` if saved, else those its video
-        transformer backbone is built for, else 8."""
-        config = self.model.config
-        return getattr(config, "num_frames", None) or config.backbone_num_frames or DEFAULT_NUM_FRAMES
+        """Frames per clip when the call does not say: the model config's `num_frames` if set, else those its video
+        transformer backbone is built for, else 8 (`SiaSamReaConfig.clip_num_frames`)."""
+        return self.model.config.clip_num_frames(DEFAULT_NUM_FRAMES)
 
     def __call__(
         self, video: Any = None, question: str | None = None, choices: list[str] | None = None,

@@ -13,9 +13,9 @@ from transformers.processing_utils import Unpack, VideosKwargs
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata, is_valid_video
 
-from .configuration_siasamrea import VISION_TOWERS
+from .configuration_siasamrea import VISION_FAMILIES, VISION_TOWERS
 from .image_processing_siasamrea import INTERPOLATION_MODES, SiaSamReaImageProcessor, resize_and_normalize
-from .sampling import SiameseSampler
+from .sampling import ClipSampler, clip_sampler_from_config
 from .video_io import count_frames, read_clips
 
 # ClipBERT's frame size (its ResNet-50 at 448 pixels), for backbones that do not fix one
@@ -74,9 +74,10 @@ class SiaSamReaVideoProcessor(BaseVideoProcessor):
     Turns videos into SiaSamRea's `pixel_values` `(batch, clips, frames, 3, S, S)`.
 
     A video is a file path, a folder of frames, the bytes of a file or `(T, H, W, 3)` uint8 RGB frames (a list of them
-    is a batch). `sample_frames` picks the frame indices of its clips with `SiameseSampler`'s rules: with
-    `training=True` a random anchor clip and `num_siamese_clips` nearby siamese clips (the anchor first), else
-    `num_eval_clips` deterministic evaluation clips (one: the anchor clip spread over the whole video). They are
+    is a batch). `sample_frames` picks the frame indices of its clips with the clip sampler of its settings
+    (`sampling.clip_sampler_from_config`): with `training=True` a `SiameseSampler` draws a random anchor clip and
+    `num_siamese_clips` nearby siamese clips (the anchor first), else the `UniformClipSampler` gives `num_eval_clips`
+    deterministic evaluation clips (one: the anchor clip spread over the whole video). They are
     recorded in the video's `VideoMetadata.frames_indices` `(clips, frames)`, and only those frames are decoded
     (`video_io.read_clips`). Every frame is then resized so that its longer side is `size["longest_edge"]` (aspect
     ratio kept), zero-padded at the bottom/right to a square (ClipBERT's resize and pad: nothing of the frame is lost
@@ -114,7 +115,7 @@ class SiaSamReaVideoProcessor(BaseVideoProcessor):
     def __init__(self, **kwargs: Unpack[SiaSamReaVideoProcessorKwargs]) -> None:
         super().__init__(**kwargs)
         SiaSamReaImageProcessor(**self.frame_settings())  # checks the frame settings, naming a bad one
-        self.sampler()  # ... and the sampling ones
+        self.sampler(training=True)  # ... and the sampling ones
 
     @property
     def max_image_size(self) -> int:
@@ -148,21 +149,19 @@ class SiaSamReaVideoProcessor(BaseVideoProcessor):
         settings = {name: saved[name] for name in ("image_mean", "image_std", "do_rescale", "rescale_factor",
                                                     "do_normalize", "resample") if saved.get(name) is not None}
         size = max_image_size or getattr(config, "image_size", None) or DEFAULT_IMAGE_SIZE
-        if getattr(config, "num_frames", None) and "num_frames" not in kwargs:  # a video transformer's clip length
-            kwargs["num_frames"] = config.num_frames
+        if VISION_FAMILIES.get(config.model_type) == "video" and "num_frames" not in kwargs:
+            kwargs["num_frames"] = config.num_frames  # a video transformer's clip length
         return cls(size={"longest_edge": size}, **{**settings, **kwargs})
 
-    def sampler(self, num_frames: int | str | None = None, num_siamese_clips: int | None = None,
-                min_frames: int | None = None, max_frames: int | None = None, pace: int | None = None,
-                **kwargs: Any) -> SiameseSampler:
-        """The `SiameseSampler` of these settings (the processor's own where not given)."""
-        num_frames = num_frames if num_frames is not None else self.num_frames
-        return SiameseSampler(
-            num_frames="auto" if num_frames is None else num_frames,
-            num_siamese_clips=self.num_siamese_clips if num_siamese_clips is None else num_siamese_clips,
-            min_frames=min_frames or self.min_frames,
-            max_frames=max_frames or self.max_frames,
-            pace=pace if pace is not None else self.pace,
+    def sampler(self, training: bool | None = None, num_frames: int | str | None = None,
+                num_siamese_clips: int | None = None, min_frames: int | None = None, max_frames: int | None = None,
+                pace: int | None = None, **kwargs: Any) -> ClipSampler:
+        """The clip sampler of these settings (the processor's own where not given): training's `SiameseSampler` or
+        evaluation's `UniformClipSampler` (`clip_sampler_from_config`)."""
+        return clip_sampler_from_config(
+            self, train=self.training if training is None else training, num_frames=num_frames,
+            num_siamese_clips=num_siamese_clips, min_frames=min_frames or self.min_frames,
+            max_frames=max_frames or self.max_frames, pace=pace if pace is not None else self.pace,
         )
 
     def sample_frames(
@@ -177,11 +176,11 @@ class SiaSamReaVideoProcessor(BaseVideoProcessor):
     ) -> np.ndarray:
         """Frame indices `(clips, frames)` of a video of `metadata.total_num_frames` frames: in training the anchor
         clip and its siamese clips (`SiameseSampler.sample`, drawn from `generator`), else the evaluation clips
-        (`SiameseSampler.sample_eval`). `kwargs` may set the sampler's other fields."""
+        (`ClipSampler.sample_eval`). `kwargs` may set the sampler's other fields."""
         if fps is not None:
             raise ValueError("SiaSamRea samples a number of frames per clip (num_frames), not frames per second (fps)")
-        sampler = self.sampler(num_frames, **kwargs)
         training = self.training if training is None else training
+        sampler = self.sampler(training, num_frames, **kwargs)
         if training:
             return sampler.sample(metadata.total_num_frames, generator or np.random.default_rng())
         return sampler.sample_eval(metadata.total_num_frames, num_eval_clips or self.num_eval_clips)

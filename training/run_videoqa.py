@@ -42,7 +42,7 @@ from datasets_scripts import (
 from datasets_scripts.streaming import check_frame_size, read_shards_split
 from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, get_task_type
 from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
-from modeling_siasamrea.sampling import SiameseSampler
+from modeling_siasamrea.sampling import ClipSampler, check_num_frames, clip_sampler_from_config
 from modeling_siasamrea.video_processing_siasamrea import DEFAULT_IMAGE_SIZE, SiaSamReaVideoProcessor
 from training.callbacks import SiameseLossWarmupCallback
 from training.checkpoints import (
@@ -142,9 +142,10 @@ class DataArguments:
     data_dir: str | None = field(default=None, metadata={"help": "Folder with the annotations and videos."})
     train_split: str = "train"
     eval_split: str = "val"
-    num_frames: str | None = field(
+    num_frames: int | str | None = field(
         default=None,
-        metadata={"help": "Frames per clip, or 'auto' (5-16 by video length); default: the saved model's, else auto."},
+        metadata={"help": "Frames per clip (an integer), or 'auto' (5-16 by video length); default: the saved model's, "
+                          "else the video transformer backbone's, else auto."},
     )
     max_image_size: int | None = field(
         default=None,
@@ -181,10 +182,15 @@ class DataArguments:
                           "<output_dir>/predictions_<eval_split>.jsonl."},
     )
 
+    def __post_init__(self) -> None:
+        if isinstance(self.num_frames, str) and self.num_frames.isdigit():  # "8" from the command line
+            self.num_frames = int(self.num_frames)
+        if self.num_frames is not None:
+            check_num_frames(self.num_frames)
+
     def frames(self, config: SiaSamReaConfig) -> int | str:
         """Frames per clip: asked, the saved model's, the video transformer backbone's, else auto."""
-        value = str(self.num_frames or getattr(config, "num_frames", None) or config.backbone_num_frames or "auto")
-        return value if value == "auto" else int(value)
+        return self.num_frames or config.clip_num_frames()
 
 
 @dataclass
@@ -337,8 +343,6 @@ def validate_args(model_args: ModelArguments, data_args: DataArguments) -> None:
             raise ValueError(f"dataset {data_args.dataset_name!r} needs --data_dir (the folder with its annotations)")
         if not Path(data_args.data_dir).is_dir():
             raise ValueError(f"data_dir {data_args.data_dir} does not exist")
-    if data_args.num_frames not in (None, "auto") and not data_args.num_frames.isdigit():
-        raise ValueError(f"num_frames must be 'auto' or a positive integer, got {data_args.num_frames!r}")
     if data_args.num_eval_clips < 1:
         raise ValueError(f"num_eval_clips must be >= 1, got {data_args.num_eval_clips}")
     starts = [model_args.model_name_or_path, model_args.vision_model_name_or_path or model_args.text_model_name_or_path,
@@ -576,7 +580,21 @@ def align_answers(dataset: datasets.Dataset, config: SiaSamReaConfig, split: str
     return dataset
 
 
+@dataclass
+class RunData:
+    """The datasets of a run, ready for the trainer, and what it needs to know about them."""
+
+    train_set: Any  # the transformed training split (map-style or streamed), or None
+    eval_set: datasets.Dataset | None  # the transformed evaluation split
+    eval_rows: datasets.Dataset | None  # the evaluation split's rows as read (for the predictions file)
+    answer_types: list[str] | None  # of the evaluation split, for per-type accuracies
+    group_keys: list | None  # what the examples of a training batch share (`batch_keys`)
+    callbacks: list
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Fine-tune and/or evaluate: the arguments, then the steps `load_data`, `prepare_model`, `prepare_datasets`,
+    `build_trainer`, `train_and_evaluate` and (after training) `finish`. Returns the evaluation metrics."""
     model_args, data_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
     validate_args(model_args, data_args)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
@@ -593,19 +611,44 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     predictions_file = data_args.predictions_file
     if predictions_file is None and training_args.do_predict:
         predictions_file = os.path.join(training_args.output_dir, f"predictions_{data_args.eval_split}.jsonl")
-    evaluating = training_args.do_eval or predictions_file is not None
 
-    train_set, eval_set = load_data(data_args, training_args.do_train, evaluating)
+    train_set, eval_set = load_data(data_args, training_args.do_train,
+                                    training_args.do_eval or predictions_file is not None)
+    model, processor = prepare_model(model_args, data_args, training_args)
+    data = prepare_datasets(train_set, eval_set, model.config, processor, data_args, training_args)
+    push, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, complete, at the end
+    trainer = build_trainer(model, processor, data, data_args, training_args)
+    eval_metrics = train_and_evaluate(trainer, model.config, checkpoint, predictions_file, data.eval_rows)
+    if training_args.do_train:
+        finish(trainer, model.config, model_args, data_args, eval_metrics, push)
+    return eval_metrics
+
+
+def prepare_model(
+    model_args: ModelArguments, data_args: DataArguments, training_args: SiaSamReaTrainingArguments
+) -> tuple[SiaSamReaForVideoQuestionAnswering, SiaSamReaProcessor]:
+    """The model and its processor; the config records the frames per clip, and the best checkpoint is chosen by the
+    task's metric."""
     processor = build_processor(model_args, data_args)
     check_frame_size(data_args.data_dir or os.path.join("data", "synthetic"), processor.image_processor.max_image_size)
     model = build_model(model_args, data_tasks(data_args, training_args.do_train), data_task=data_args.task)
     config = model.config
-    frames = data_args.frames(config)
-    config.num_frames = frames  # every checkpoint (and the final folder) answers with these frames per clip
+    config.num_frames = data_args.frames(config)  # every checkpoint (and the final folder) answers with these
     if training_args.metric_for_best_model == "accuracy":  # the default; a count task or a joint model has another
         best = "score" if config.tasks else config.task_type().metric_for_best_model
         training_args.metric_for_best_model = best
         training_args.greater_is_better = best == "score" or config.task_type().greater_is_better
+    return model, processor
+
+
+def prepare_datasets(
+    train_set: datasets.Dataset | datasets.IterableDataset | None, eval_set: datasets.Dataset | None,
+    config: SiaSamReaConfig, processor: SiaSamReaProcessor, data_args: DataArguments,
+    training_args: SiaSamReaTrainingArguments,
+) -> RunData:
+    """The splits with the model's answer ids and their transforms: siamese clips drawn afresh every epoch in
+    training (resume-exact, unreadable videos replaced, batches grouped by task / clip length), the evaluation clips
+    otherwise (`clip_sampler_from_config`)."""
     if train_set is not None:
         train_set = align_answers(train_set, config, data_args.train_split)
     if eval_set is not None:
@@ -616,10 +659,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                             max_length=data_args.max_length, decode_on_device=data_args.decode_on_device)
     callbacks, group_keys = [SiameseLossWarmupCallback()], None
     if train_set is not None:
-        sampler = SiameseSampler(num_frames=frames, num_siamese_clips=config.num_siamese_clips)
+        sampler = clip_sampler_from_config(config, train=True)
         train_transform = VideoQATransform(sampler=sampler, train=True, seed=training_args.seed, **transform_kwargs)
         if data_args.streaming:  # each process reads its own shards; an unreadable video's example is dropped
-            if config.tasks or (frames == "auto" and training_args.per_device_train_batch_size > 1):
+            if config.tasks or (config.num_frames == "auto" and training_args.per_device_train_batch_size > 1):
                 raise ValueError("streamed training batches are not grouped: stream single-task data, with a fixed "
                                  "num_frames or batches of one video")
             training_args.accelerator_config.dispatch_batches = False
@@ -635,52 +678,74 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if eval_set is not None:
         answer_types = sorted(set(eval_set["answer_type"]))
         eval_set = eval_set.with_transform(VideoQATransform(
-            sampler=SiameseSampler(num_frames=frames, num_siamese_clips=0),
+            sampler=clip_sampler_from_config(config, train=False),
             train=False, num_eval_clips=data_args.num_eval_clips, **transform_kwargs))
+    return RunData(train_set, eval_set, eval_rows, answer_types, group_keys, callbacks)
 
+
+def build_trainer(
+    model: SiaSamReaForVideoQuestionAnswering, processor: SiaSamReaProcessor, data: RunData,
+    data_args: DataArguments, training_args: SiaSamReaTrainingArguments,
+) -> SiaSamReaTrainer:
+    """The SiaSamRea trainer of this run: its collator, metrics, dense-evaluation aggregation and batch grouping."""
+    config = model.config
     training_args.label_names = ["labels"]
-    push, training_args.push_to_hub = training_args.push_to_hub, False  # pushed once, complete, at the end
-    trainer = SiaSamReaTrainer(
+    return SiaSamReaTrainer(
         model=model,
         args=training_args,
-        train_dataset=train_set,
-        eval_dataset=eval_set,
+        train_dataset=data.train_set,
+        eval_dataset=data.eval_set,
         processing_class=processor,  # every checkpoint carries the processor: it loads as a pipeline
-        data_collator=SiaSamReaCollator(pad_token_id=processor.tokenizer.pad_token_id or 0, answer_types=answer_types,
+        data_collator=SiaSamReaCollator(pad_token_id=processor.tokenizer.pad_token_id or 0,
+                                        answer_types=data.answer_types,
                                         task_names=config.task_names if config.tasks else (None,)),
-        compute_metrics=build_compute_metrics(config, answer_types),
+        compute_metrics=build_compute_metrics(config, data.answer_types),
         dense_aggregation=data_args.dense_aggregation,
-        train_group_keys=group_keys,
-        callbacks=callbacks,
+        train_group_keys=data.group_keys,
+        callbacks=data.callbacks,
     )
 
+
+def train_and_evaluate(
+    trainer: SiaSamReaTrainer, config: SiaSamReaConfig, checkpoint: str | None, predictions_file: str | None,
+    eval_rows: datasets.Dataset | None,
+) -> dict[str, float]:
+    """Train (`do_train`, from `checkpoint` if any), then evaluate: with a predictions file, also one line per
+    question (`write_predictions`). The evaluation metrics are saved and returned."""
+    args = trainer.args
     eval_metrics: dict[str, float] = {}
-    if training_args.do_train:
+    if args.do_train:
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_metrics("train", {**train_result.metrics, "replaced_videos": trainer.replaced_videos})
     if predictions_file is not None:
-        output = trainer.predict(eval_set, metric_key_prefix="eval")
+        output = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
         eval_metrics = output.metrics
         trainer.log(eval_metrics)
         trainer.save_metrics("eval", eval_metrics)
         if trainer.is_world_process_zero():
             write_predictions(predictions_file, eval_rows, output, config)
-    elif training_args.do_eval:
+    elif args.do_eval:
         eval_metrics = trainer.evaluate()
         trainer.save_metrics("eval", eval_metrics)
-
-    if training_args.do_train:
-        trainer.save_model()  # every process takes part (FSDP / DeepSpeed shards); model, processor and pipeline code
-        final_dir = Path(training_args.output_dir)
-        if trainer.is_world_process_zero():
-            write_model_card(final_dir, config, data_args.dataset_name, eval_metrics, training_args.hub_model_id,
-                             dataset_config=data_args.dataset_config, split=data_args.eval_split,
-                             base_model=model_args.model_name_or_path or model_args.vision_model_name_or_path)
-        trainer.save_state()  # last: a trainer_state.json in output_dir says that the run finished (finished_run)
-        if push and trainer.is_world_process_zero():
-            push_folder_to_hub(final_dir, training_args.hub_model_id, token=training_args.hub_token,
-                               private=training_args.hub_private_repo)
     return eval_metrics
+
+
+def finish(
+    trainer: SiaSamReaTrainer, config: SiaSamReaConfig, model_args: ModelArguments, data_args: DataArguments,
+    eval_metrics: dict[str, float], push: bool,
+) -> None:
+    """After training: the final model folder (model, processor, pipeline code, model card), the finished state and,
+    with `push`, the upload of the folder to the Hub."""
+    args = trainer.args
+    trainer.save_model()  # every process takes part (FSDP / DeepSpeed shards); model, processor and pipeline code
+    final_dir = Path(args.output_dir)
+    if trainer.is_world_process_zero():
+        write_model_card(final_dir, config, data_args.dataset_name, eval_metrics, args.hub_model_id,
+                         dataset_config=data_args.dataset_config, split=data_args.eval_split,
+                         base_model=model_args.model_name_or_path or model_args.vision_model_name_or_path)
+    trainer.save_state()  # last: a trainer_state.json in output_dir says that the run finished (finished_run)
+    if push and trainer.is_world_process_zero():
+        push_folder_to_hub(final_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
 
 
 def prepare_output_dir(args: SiaSamReaTrainingArguments) -> dict[str, float] | None:
@@ -724,7 +789,7 @@ def resume_point(args: SiaSamReaTrainingArguments) -> str | None:
     return checkpoint
 
 
-def batch_keys(dataset: datasets.Dataset, sampler: SiameseSampler, batch_size: int) -> list | None:
+def batch_keys(dataset: datasets.Dataset, sampler: ClipSampler, batch_size: int) -> list | None:
     """What each training example must share with the others of its batch (None when anything may be batched):
     its task (joint data) and, with `num_frames="auto"` and batches of several examples, its frames per clip."""
     by_frames = sampler.num_frames == "auto" and batch_size > 1

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from transformers import ProcessorMixin
 
 from modeling_siasamrea import SiaSamReaForVideoQuestionAnswering, SiaSamReaVideoQAOutput, TaskType
-from modeling_siasamrea.sampling import SiameseSampler
+from modeling_siasamrea.sampling import SiameseSampler, clip_sampler_from_config
 from modeling_siasamrea.video_io import VideoInput, count_frames, read_clips
 
 # Fixed figure size: 12 x 8 inches at 100 dpi = a 1200 x 800 pixel PNG.
@@ -114,7 +114,7 @@ def visualize_siamese_example(
     config = model.config
     task_type = config.task_type(task)
     if sampler is None:
-        sampler = SiameseSampler(getattr(config, "num_frames", None) or "auto", config.num_siamese_clips)
+        sampler = clip_sampler_from_config(config, train=True)
     if sampler.num_siamese_clips != config.num_siamese_clips or config.num_siamese_clips < 1:
         raise ValueError(
             f"the sampler draws {sampler.num_siamese_clips} siamese clips, the model needs "
