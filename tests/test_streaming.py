@@ -200,3 +200,36 @@ def test_run_videoqa_trains_from_shards_and_evaluates_on_them(tmp_path):
     assert 0 <= metrics["eval_accuracy_color"] <= 1 and metrics["eval_unreadable_videos"] == 0  # read from shards
     assert json.loads((tmp_path / "run" / "config.json").read_text())["id2label"] == {
         str(i): name for i, name in enumerate(folder.features["label"].names)}
+
+
+def test_streamed_jpeg_shards_decoded_by_the_trainer_train_as_decoded_in_the_workers(tmp_path, monkeypatch):
+    """`pack --frames jpeg` + `--streaming` + `--decode_on_device`: the workers ship the JPEG bytes, the trainer decodes
+    them (here with the CPU decoder: the same pixels), and the losses equal those of decoding in the workers."""
+    from datasets_scripts import make_synthetic_videoqa
+    from modeling_siasamrea.image_processing_siasamrea import JpegDecoder
+    from training import run_videoqa
+
+    data_dir = make_synthetic_videoqa(tmp_path / "synthetic", num_videos=12, seed=2)
+    main(["pack", "synthetic", str(data_dir), str(tmp_path / "shards"), "--dataset_config", "frameqa",
+          "--num_shards", "2", "--frames", "jpeg", "--max_image_size", "32"])
+    decoded = []
+    decode = JpegDecoder.__call__
+    monkeypatch.setattr(JpegDecoder, "__call__", lambda self, images, device=None: decoded.append(len(images))
+                        or decode(self, images, device))
+    config = Path(run_videoqa.__file__).parent / "configs" / "synthetic.yaml"
+
+    def losses(on_device: str) -> list[float]:
+        output_dir = tmp_path / f"on_device_{on_device}"
+        run_videoqa.main([str(config), "--data_dir", str(tmp_path / "shards"), "--streaming", "true",
+                          "--num_siamese_clips", "2", "--num_frames", "2", "--max_image_size", "32",
+                          "--per_device_train_batch_size", "2", "--eval_strategy", "no", "--save_strategy", "no",
+                          "--load_best_model_at_end", "false", "--do_eval", "false", "--disable_tqdm", "true",
+                          "--logging_steps", "1", "--max_steps", "3", "--decode_on_device", on_device,
+                          "--output_dir", str(output_dir)])
+        state = json.loads((output_dir / "trainer_state.json").read_text())
+        return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+    on_device = losses("true")
+    assert len(decoded) == 3 and all(count > 0 for count in decoded)  # one decode per training batch, in the trainer
+    decoded.clear()
+    assert losses("false") == on_device and decoded == []
