@@ -180,7 +180,7 @@ def test_one_checkpointed_siamese_step_gives_every_trainable_parameter_a_gradien
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("backbone", ["siglip", "videomae"])
 def test_the_siamese_objective_of_every_task_type_on_a_vit_backbone(backbone, task):
-    model = model_for(backbone, task).train()
+    model = model_for(backbone, task, siamese_preset="paper").train()  # every term, W1 and W2 included
     out = model(**tiny_inputs(model.config, clips=3))
     width = {"open_ended": 5, "multiple_choice": 4, "count": 1}[task]
     assert out.clip_logits.shape == (2, 3, width) and out.siamese_knowledge.shape == (2, 3, 3)

@@ -41,7 +41,7 @@ def test_one_clip_forward_gives_anchor_logits_and_ground_truth_loss_only(task):
 
 @pytest.mark.parametrize("task", TASKS)
 def test_siamese_forward_returns_every_term_of_the_objective(task):
-    model = model_for(task).train()
+    model = model_for(task, siamese_preset="paper").train()  # Eq. 5's W1, W2 and their ground-truth term too
     out = model(**tiny_inputs(model.config, clips=3))
     width = OUTPUT_WIDTH[task]
     assert out.clip_logits.shape == (2, 3, width)
@@ -98,7 +98,7 @@ def _grads(model, loss, pixel_values):
 
 
 def test_gradients_reach_anchor_not_teacher_and_clip_weights_only_from_ground_truth_term():
-    model = model_for("open_ended").train()
+    model = model_for("open_ended", siamese_preset="paper").train()
     inputs = tiny_inputs(model.config, clips=3)
     pixel_values = inputs["pixel_values"].requires_grad_(True)
     out = model(**inputs)
@@ -147,7 +147,7 @@ def test_average_knowledge_switch_gives_uniform_off_diagonal_knowledge():
 
 
 def test_fixed_clip_weights_switch_uses_uniform_weights_and_drops_their_loss():
-    model = model_for("open_ended", learnable_clip_weights=False).train()
+    model = model_for("open_ended", siamese_preset="paper", learnable_clip_weights=False).train()
     assert not any("clip_weight" in name for name, _ in model.named_parameters())
     out = model(**tiny_inputs(model.config, clips=3))
     assert out.loss_clip_weights is None
@@ -159,7 +159,7 @@ def test_fixed_clip_weights_switch_uses_uniform_weights_and_drops_their_loss():
 
 
 def test_learned_clip_weights_change_the_soft_label():
-    model = model_for("open_ended").train()
+    model = model_for("open_ended", siamese_preset="paper").train()
     inputs = tiny_inputs(model.config, clips=3)
     torch.manual_seed(1)
     before = model(**inputs).soft_labels

@@ -159,7 +159,7 @@ def test_batch_size_one_training_survives_an_unreadable_video_and_logs_it(data_d
 
 
 SAVED_MODEL_RUN = ["--max_steps", "4", "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end",
-                   "false", "--do_eval", "false"]
+                   "false", "--do_eval", "false", "--siamese_preset", "paper"]  # with W1, W2 (Eq. 5)
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,7 @@ def _key(switches: dict) -> str:
 def _head(**switches) -> SiameseKnowledgeHead:
     """A head for N = 4 clips in float64, its F and learnable W1, W2 logits drawn from a fixed seed."""
     torch.manual_seed(0)
-    config = tiny_config(num_siamese_clips=3, siamese_temperature=0.5, **switches)
+    config = tiny_config(siamese_preset="paper", num_siamese_clips=3, siamese_temperature=0.5, **switches)
     head = SiameseKnowledgeHead(config).double()
     if isinstance(head.clip_weight_logits, torch.nn.Parameter):
         with torch.no_grad():
@@ -152,7 +152,7 @@ def study_losses() -> dict[str, list[float]]:
     losses = {}
     for name, switches in STUDY_ROWS.items():
         torch.manual_seed(0)
-        config = tiny_config(**{"num_siamese_clips": 3, **switches})
+        config = tiny_config(**{"siamese_preset": "paper", "num_siamese_clips": 3, **switches})  # as the studies
         model = SiaSamReaForVideoQuestionAnswering(config).double().train()
         with torch.no_grad():  # confident, distinct predictions, so that Q depends on the variant
             model.classifier[-1].weight.mul_(30.0)

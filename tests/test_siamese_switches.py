@@ -175,7 +175,7 @@ def test_closed_form_with_eq5_propagates_the_fixed_point():
 
 # -------------------------------------------------------------------------------------------------------- warm-up
 def test_alpha_rises_linearly_over_the_warmup_then_stays():
-    model, inputs, _ = _forward(siamese_loss_weight=2.0, siamese_loss_weight_warmup=0.2)
+    model, inputs, _ = _forward(siamese_preset="paper", siamese_loss_weight=2.0, siamese_loss_weight_warmup=0.2)
     head = model.siamese_head
     for progress, alpha in [(0.0, 0.0), (0.05, 0.5), (0.1, 1.0), (0.2, 2.0), (0.7, 2.0)]:
         head.training_progress = progress
@@ -228,6 +228,15 @@ def test_a_new_config_takes_the_default_preset_and_explicit_fields_win():
     assert config.siamese_distillation_temperature == 4.0 and config.siamese_soft_label == "eq5"
     with pytest.raises(ValueError, match="siamese_preset must be one of"):
         SiaSamReaConfig(siamese_preset="bake")
+
+
+def test_the_default_objective_is_the_structured_preset_without_clip_weights():
+    config = SiaSamReaConfig()
+    assert config.siamese_preset == "structured"
+    assert (config.siamese_soft_label, config.siamese_feature_centering, config.siamese_temperature) == (
+        "anchor_row", True, 0.3)
+    model = SiaSamReaForVideoQuestionAnswering(tiny_config())
+    assert not any("clip_weight" in name for name, _ in model.named_parameters())  # no W1, W2 to learn
 
 
 def test_a_config_saved_before_presets_keeps_the_papers_objective():

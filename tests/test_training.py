@@ -68,8 +68,11 @@ def test_training_loss_is_finite_and_falls_and_every_term_is_logged(trained):
     assert all(torch.isfinite(torch.tensor(losses)))
     first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
     assert last < first - 0.1, losses  # step-to-step noise at the start is ~0.01
-    for name in ("loss_gt", "loss_siamese", "loss_clip_weights", "knowledge_entropy"):
+    config = json.loads((output_dir / "config.json").read_text())
+    assert config["siamese_preset"] == "structured"  # the default objective: the anchor's row of Â, no W1, W2
+    for name in ("loss_gt", "loss_siamese", "knowledge_entropy", "soft_label_entropy"):
         assert all(name in entry for entry in steps), name
+    assert not any("loss_clip_weights" in entry for entry in steps)
 
 
 def test_metrics_json_is_written_and_best_model_is_selected_on_accuracy(trained):

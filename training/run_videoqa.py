@@ -41,6 +41,7 @@ from datasets_scripts import (
 )
 from datasets_scripts.streaming import check_frame_size, read_shards_split
 from modeling_siasamrea import SiaSamReaConfig, SiaSamReaForVideoQuestionAnswering, get_task_type
+from modeling_siasamrea.configuration_siasamrea import PRESET_FIELDS
 from modeling_siasamrea.processing_siasamrea import SiaSamReaProcessor
 from modeling_siasamrea.sampling import ClipSampler, check_num_frames, clip_sampler_from_config
 from modeling_siasamrea.video_processing_siasamrea import DEFAULT_IMAGE_SIZE, SiaSamReaVideoProcessor
@@ -82,7 +83,8 @@ class ModelArguments:
     )
     num_siamese_clips: int | None = field(default=None, metadata={"help": "Siamese clips per video (paper: 8)."})
     siamese_preset: str | None = field(
-        default=None, metadata={"help": "Named siamese setting ('paper': the paper read literally); fields given win."})
+        default=None, metadata={"help": "Named siamese setting: 'structured' (default) or 'paper' (the paper read "
+                                  "literally); fields given win."})
     siamese_loss_weight: float | None = field(default=None, metadata={"help": "alpha of Eq. 8 (paper: 1.0)."})
     siamese_omega: float | None = field(default=None, metadata={"help": "omega of Eq. 5 (paper: 0.5)."})
     siamese_temperature: float | None = field(default=None, metadata={"help": "Temperature of Eq. 2 (paper: 1)."})
@@ -634,6 +636,9 @@ def prepare_model(
     model = build_model(model_args, data_tasks(data_args, training_args.do_train), data_task=data_args.task)
     config = model.config
     config.num_frames = data_args.frames(config)  # every checkpoint (and the final folder) answers with these
+    if training_args.do_train and config.num_siamese_clips:
+        logger.warning("siamese objective: preset %r (%s)", config.siamese_preset, ", ".join(
+            f"{name}={getattr(config, name)!r}" for name in PRESET_FIELDS))
     if training_args.metric_for_best_model == "accuracy":  # the default; a count task or a joint model has another
         best = "score" if config.tasks else config.task_type().metric_for_best_model
         training_args.metric_for_best_model = best
