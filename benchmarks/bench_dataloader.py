@@ -62,8 +62,15 @@ from benchmarks.bench_sampling import make_test_video, moving_frames
 from modeling_siasamrea import SiameseSampler, SiaSamReaImageProcessor
 from modeling_siasamrea.video_io import (
     JPEG_DECODER_ENV,
-    VideoBytes, count_frames, decode_jpeg, decoder_threads, jpeg_decoder, read_clips, read_jpeg_frames,
-    scaled_frame_size, transcode_video,
+    VideoBytes,
+    count_frames,
+    decode_jpeg,
+    decoder_threads,
+    jpeg_decoder,
+    read_clips,
+    read_jpeg_frames,
+    scaled_frame_size,
+    transcode_video,
 )
 
 PAPER = {"seconds": 30.0, "fps": 30, "height": 480, "width": 854, "frames": 16, "num_siamese_clips": 8, "size": 448}
@@ -395,7 +402,7 @@ def stored_forms(profiles: dict[str, tuple[int, int, float, float]], setup: dict
         trainer_cpu, trainer_source = gpu_jpeg_cpu_seconds(gpu_results, unique)
         if trainer_cpu is not None:
             rows["device_decode"]["trainer_cpu_s"] = trainer_cpu
-        for form, row in rows.items():
+        for row in rows.values():
             row["cores_per_gpu"] = (row["cpu_s"] + row.get("trainer_cpu_s", 0.0)) / gpu_s
             row["speedup_vs_source"] = rows["source_file"]["cpu_s"] / row["cpu_s"]
         out["profiles"].append({

@@ -153,7 +153,7 @@ def to_markdown(results: dict) -> str:
             f"One question about a {v['seconds']:g} s, {v['fps']} fps H.264 video ({v['width']}x{v['height']}). "
             f"Machine: {m['cpu_count']} CPUs, torch {m['torch']}, {m['torch_threads']} threads, no GPU. "
             f"Medians over {results['repeats']} round-robin repeats.\n"]
-    for name, s in results["setups"].items():
+    for s in results["setups"].values():
         setup = s["setup"]
         text.append(f"\n## {setup['name']} ({setup['frames']} frames/clip, {setup['size']} px)\n")
         header = ["clips", "pipeline e2e ms", "preprocess ms", "forward ms", "postprocess ms", "decode ms", "processor ms",

@@ -278,7 +278,7 @@ def to_markdown(results: dict) -> str:
             f"load {m.get('load_average_1m')} at start. Medians over {results['repeats']} round-robin repeats; "
             "one step = forward + backward + fused AdamW (the Trainer's default). Memory: peak RSS growth during the "
             "step (fresh process per cell).\n"]
-    for name, s in results["setups"].items():
+    for s in results["setups"].values():
         setup = s["setup"]
         text.append(f"\n## {setup['name']}\n\nbatch {setup['batch']} videos, {setup['frames']} frames/clip, "
                     f"{setup['size']}x{setup['size']} px, model_config {json.dumps(setup['model_config'])}\n")
@@ -323,9 +323,9 @@ def plot(results: dict, out_dir: str | None, stem: str = "train_step") -> None:
 
     from benchmarks._common import RESULTS_DIR
 
-    setups = list(results["setups"].items())
+    setups = list(results["setups"].values())
     fig, axes = plt.subplots(1, len(setups), figsize=(5 * len(setups), 3.5), squeeze=False)
-    for ax, (name, s) in zip(axes[0], setups):
+    for ax, s in zip(axes[0], setups):
         rows = s["rows"][1:]
         n = [r["num_siamese_clips"] for r in rows]
         for mode in MODES:

@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import RESULTS_DIR, machine, markdown_table
-from benchmarks.siamese_study import _parallel, paired_summary, train_run
+from benchmarks.siamese_study import _parallel, paired_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_SIAMESE = 4

@@ -28,7 +28,6 @@ from modeling_siasamrea.sampling import ClipSampler
 from modeling_siasamrea.tasks import TaskType, get_task_type
 from modeling_siasamrea.video_io import VideoBytes, VideoDecodeError, read_clips, read_jpeg_frames
 
-
 __all__ = ["ReplaceUnreadableVideos", "SharedEpoch", "VideoQATransform"]
 
 logger = logging.getLogger(__name__)
