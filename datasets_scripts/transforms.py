@@ -209,7 +209,8 @@ class VideoQATransform:
         if self.task_types is None:
             return self.task_type
         if example.get("task") not in self.task_types:
-            raise ValueError(f"a row of task {example.get('task')!r}, but this transform knows {sorted(self.task_types)}")
+            raise ValueError(f"a row of task {example.get('task')!r}, "
+                             f"but this transform knows {sorted(self.task_types)}")
         return self.task_types[example["task"]]
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:

@@ -92,7 +92,8 @@ def test_only_the_unique_sampled_frames_are_decoded(packed, monkeypatch):
 
 
 def test_a_gif_keeps_its_composited_frames_and_frame_count(tmp_path):
-    gif = write_gif(tmp_path / "clip.gif", gif_frames(), duration=GIF_DURATIONS, disposal=[1, 2, 1, 2, 0, 2, 1, 1, 2, 1])
+    gif = write_gif(tmp_path / "clip.gif", gif_frames(), duration=GIF_DURATIONS,
+                    disposal=[1, 2, 1, 2, 0, 2, 1, 1, 2, 1])
     result = transcode_video(gif, tmp_path / "clip.avi", 32)
     everything = np.arange(count_frames(gif))[None]
     assert count_frames(tmp_path / "clip.avi") == count_frames(gif) == len(GIF_DURATIONS) == result.num_video_frames
