@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo clean transformers-tests
+.PHONY: install lint test demo clean transformers-tests
 
 install: $(STAMP)
 
@@ -23,7 +23,11 @@ $(STAMP): setup.cfg pyproject.toml
 transformers-tests: $(STAMP)
 	-$(PY) tests/transformers_sdist.py
 
-test: $(STAMP) transformers-tests
+# ruff with the rules in pyproject.toml; `make test` runs it first
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: $(STAMP) lint transformers-tests
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q tests
 
 demo: $(STAMP)

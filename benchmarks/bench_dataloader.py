@@ -32,7 +32,8 @@ and scaled; H.264 at a realistic bitrate, x264's default GOP of 250): ``msrvtt``
     source        the H.264 file, ``read_clips(max_size=448)`` (decord decodes and scales): today's path
     packed source ``siasamrea pack --frames source``: the same bytes, read from memory
     jpeg avi      ``pack --frames jpeg`` / ``siasamrea transcode``: an AVI of one JPEG per frame at 448 px (quality
-                  90): ``read_clips`` seeks each unique sampled frame and decodes it with simplejpeg (if installed) / PIL
+                  90): ``read_clips`` seeks each unique sampled frame and decodes it with simplejpeg (if installed)
+                  / PIL
     jpeg files    one JPEG per frame as separate members of the tar sample: the decode alone (no container), its
                   disk cost with tar's 512-byte headers and padding
     decord / pyav the AVI decoded by FFmpeg's MJPEG decoder instead (decord ``get_batch``; PyAV per packet)
@@ -62,8 +63,15 @@ from benchmarks.bench_sampling import make_test_video, moving_frames
 from modeling_siasamrea import SiameseSampler, SiaSamReaImageProcessor
 from modeling_siasamrea.video_io import (
     JPEG_DECODER_ENV,
-    VideoBytes, count_frames, decode_jpeg, decoder_threads, jpeg_decoder, read_clips, read_jpeg_frames,
-    scaled_frame_size, transcode_video,
+    VideoBytes,
+    count_frames,
+    decode_jpeg,
+    decoder_threads,
+    jpeg_decoder,
+    read_clips,
+    read_jpeg_frames,
+    scaled_frame_size,
+    transcode_video,
 )
 
 PAPER = {"seconds": 30.0, "fps": 30, "height": 480, "width": 854, "frames": 16, "num_siamese_clips": 8, "size": 448}
@@ -324,7 +332,8 @@ class Forms:
         codec.thread_count = 1
         unique, inverse = np.unique(indices, return_inverse=True)
         jpegs, _ = read_jpeg_frames(self.avi_bytes, unique[None])
-        frames = np.stack([frame.to_ndarray(format="rgb24") for jpeg in jpegs for frame in codec.decode(av.Packet(jpeg))])
+        frames = np.stack([frame.to_ndarray(format="rgb24")
+                           for jpeg in jpegs for frame in codec.decode(av.Packet(jpeg))])
         clips = frames[inverse.reshape(indices.shape)]
         return clips, clips.nbytes
 
@@ -386,7 +395,8 @@ def stored_forms(profiles: dict[str, tuple[int, int, float, float]], setup: dict
                 cpu[form].append(time.process_time() - start)
         minutes = num_frames / PROFILE_FPS / 60
         disk = {"source_file": source.stat().st_size, "packed_source": source.stat().st_size,
-                "jpeg_avi": avi.stat().st_size, "jpeg_avi_pil": avi.stat().st_size, "jpeg_files": _tar_bytes(list(map(len, forms.jpegs))),
+                "jpeg_avi": avi.stat().st_size, "jpeg_avi_pil": avi.stat().st_size,
+                "jpeg_files": _tar_bytes(list(map(len, forms.jpegs))),
                 "decord_avi": avi.stat().st_size, "pyav_mjpeg": avi.stat().st_size,
                 "device_decode": avi.stat().st_size}
         rows = {form: {"cpu_s": median(cpu[form]), "cpu_times_s": cpu[form], "shipped_bytes": shipped[form],
@@ -395,7 +405,7 @@ def stored_forms(profiles: dict[str, tuple[int, int, float, float]], setup: dict
         trainer_cpu, trainer_source = gpu_jpeg_cpu_seconds(gpu_results, unique)
         if trainer_cpu is not None:
             rows["device_decode"]["trainer_cpu_s"] = trainer_cpu
-        for form, row in rows.items():
+        for row in rows.values():
             row["cores_per_gpu"] = (row["cpu_s"] + row.get("trainer_cpu_s", 0.0)) / gpu_s
             row["speedup_vs_source"] = rows["source_file"]["cpu_s"] / row["cpu_s"]
         out["profiles"].append({
@@ -428,8 +438,9 @@ def forms_markdown(forms: dict[str, Any], gpu_s: float, gpu_source: str) -> str:
         rows = []
         for form, row in profile["rows"].items():
             cpu = f"{row['cpu_s']:.3f}" + (f" + {row['trainer_cpu_s']:.3f}" if "trainer_cpu_s" in row else "")
-            rows.append([FORM_LABELS[form], cpu, f"{row['speedup_vs_source']:.1f}x", f"{row['shipped_bytes'] / 1e6:.2f}",
-                         f"{row['disk_bytes_per_minute'] / 1e6:.1f}", f"{row['cores_per_gpu']:.1f}"])
+            rows.append([FORM_LABELS[form], cpu, f"{row['speedup_vs_source']:.1f}x",
+                         f"{row['shipped_bytes'] / 1e6:.2f}", f"{row['disk_bytes_per_minute'] / 1e6:.1f}",
+                         f"{row['cores_per_gpu']:.1f}"])
         text.append(markdown_table(["stored as", "CPU s / sample", "vs source", "MB shipped / sample",
                                     "MB on disk / min", "cores / GPU"], rows))
     if forms["targets_met"]:

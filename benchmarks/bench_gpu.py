@@ -55,7 +55,8 @@ class Bench:
                                  num_siamese_clips=setup["num_siamese_clips"], **setup["model_config"])
         self.model = SiaSamReaForVideoQuestionAnswering(config).to(device).train()
         if checkpointing:  # transformers 5 renamed gradient_checkpointing_enable (kept as a deprecated alias)
-            enable = getattr(self.model, "activation_checkpointing_enable", None) or self.model.gradient_checkpointing_enable
+            enable = (getattr(self.model, "activation_checkpointing_enable", None)
+                      or self.model.gradient_checkpointing_enable)
             enable()
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-5, fused=True)  # the Trainer default
         self.num_params = sum(p.numel() for p in self.model.parameters())
@@ -121,7 +122,8 @@ def largest_batch(bench: Bench, steps: int, max_batch: int, max_step_s: float, l
             break
         rows.append(row)
         fit = batch
-        log(f"    batch {batch}: {row['step_s']:.3f} s/step, {row['videos_per_s']:.2f} videos/s, peak {row['peak_gib']} GiB")
+        log(f"    batch {batch}: {row['step_s']:.3f} s/step, {row['videos_per_s']:.2f} videos/s, "
+            f"peak {row['peak_gib']} GiB")
         if row["step_s"] > max_step_s:
             log(f"    stopping the search: a step takes over {max_step_s} s")
             return rows, None
@@ -249,7 +251,8 @@ def jpeg_markdown(results: dict[str, Any]) -> str:
             for name in results if name.startswith("cpu_")]
     rows += [[results["decoder"], f"{row['samples']} ({row['images']} images)", f"{row['images_per_s']:.0f}",
               f"{row['cpu_s_per_image'] * 1e3:.3f}", f"{row['cpu_s_per_sample']:.3f}",
-              f"{row['step_s_per_sample'] * 1e3:.1f}", f"{row['mean_abs_diff_vs_cpu']:.2f} / {row['max_abs_diff_vs_cpu']:.0f}"]
+              f"{row['step_s_per_sample'] * 1e3:.1f}",
+              f"{row['mean_abs_diff_vs_cpu']:.2f} / {row['max_abs_diff_vs_cpu']:.0f}"]
              for row in results["rows"]]
     text.append(markdown_table(["decoder", "samples per call", "images / s", "CPU ms / image", "CPU s / sample",
                                 "device step ms / sample", "mean / max abs diff vs CPU"], rows))
@@ -259,8 +262,9 @@ def jpeg_markdown(results: dict[str, Any]) -> str:
 def to_markdown(results: dict[str, Any]) -> str:
     s = results["setup"]
     text = [f"# GPU training step: {results['device']}, {results['dtype']}\n",
-            f"{1 + s['num_siamese_clips']} clips x {s['frames']} frames at {s['size']} px per video, text {s['text_len']} "
-            f"tokens, {s['num_answers']} answers; model_config {json.dumps(s['model_config']) or 'default (ResNet-50 + BERT-base)'}.\n"]
+            f"{1 + s['num_siamese_clips']} clips x {s['frames']} frames at {s['size']} px per video, "
+            f"text {s['text_len']} tokens, {s['num_answers']} answers; "
+            f"model_config {json.dumps(s['model_config']) or 'default (ResNet-50 + BERT-base)'}.\n"]
     for setting in results["settings"]:
         text.append(f"\n## gradient checkpointing: {setting['gradient_checkpointing']} "
                     f"({setting['num_params'] / 1e6:.0f} M parameters); largest batch that fits: "
@@ -289,7 +293,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = {}
     if not args.jpeg_decode_only:
         settings = {"both": (True, False), "on": (True,), "off": (False,)}[args.checkpointing]
-        results = run(args.quick, args.out_dir, args.steps, args.max_batch, args.max_step_seconds, args.frames, settings)
+        results = run(args.quick, args.out_dir, args.steps, args.max_batch, args.max_step_seconds, args.frames,
+                      settings)
         if args.frames is not None:
             return results
     print("JPEG decoding for --decode_on_device", flush=True)

@@ -111,14 +111,15 @@ def time_clips(pipe: VideoQuestionAnsweringPipeline, video: str, num_clips: int,
     return {
         "num_clips": num_clips, "median_s": med, "times_s": times,
         "pipeline_forward_over_plain": med["stage_forward"] / med["plain_forward"],
-        "pipeline_e2e_minus_preprocess_over_plain": (med["pipeline_e2e"] - med["stage_preprocess"]) / med["plain_forward"],
+        "pipeline_e2e_minus_preprocess_over_plain":
+            (med["pipeline_e2e"] - med["stage_preprocess"]) / med["plain_forward"],
         "decode_share_of_e2e": med["decode"] / med["pipeline_e2e"],
         "decode_plus_process_share_of_e2e": (med["decode"] + med["process"]) / med["pipeline_e2e"],
     }
 
 
-def run(setup_names: list[str], clips: list[int], repeats: int, seconds: float, size: tuple[int, int], out_dir: str | None,
-        work: Path, stem: str = "inference") -> dict:
+def run(setup_names: list[str], clips: list[int], repeats: int, seconds: float, size: tuple[int, int],
+        out_dir: str | None, work: Path, stem: str = "inference") -> dict:
     video = work / "bench.mp4"
     num_frames = make_test_video(video, seconds, 30, size[0], size[1])
     results = {"machine": machine(), "video": {"seconds": seconds, "fps": 30, "num_frames": num_frames,
@@ -131,7 +132,8 @@ def run(setup_names: list[str], clips: list[int], repeats: int, seconds: float, 
             row = time_clips(pipe, str(video), n, setup["frames"], repeats)
             rows.append(row)
             m = row["median_s"]
-            print(f"[{name}] {n} clip(s): e2e {m['pipeline_e2e'] * 1e3:.1f} ms, plain forward {m['plain_forward'] * 1e3:.1f} ms, "
+            print(f"[{name}] {n} clip(s): e2e {m['pipeline_e2e'] * 1e3:.1f} ms, "
+                  f"plain forward {m['plain_forward'] * 1e3:.1f} ms, "
                   f"pipeline forward/plain {row['pipeline_forward_over_plain']:.3f}, decode+process "
                   f"{100 * row['decode_plus_process_share_of_e2e']:.0f}% of e2e", flush=True)
         anchor = rows[0]["median_s"]["pipeline_e2e"]
@@ -153,20 +155,23 @@ def to_markdown(results: dict) -> str:
             f"One question about a {v['seconds']:g} s, {v['fps']} fps H.264 video ({v['width']}x{v['height']}). "
             f"Machine: {m['cpu_count']} CPUs, torch {m['torch']}, {m['torch_threads']} threads, no GPU. "
             f"Medians over {results['repeats']} round-robin repeats.\n"]
-    for name, s in results["setups"].items():
+    for s in results["setups"].values():
         setup = s["setup"]
         text.append(f"\n## {setup['name']} ({setup['frames']} frames/clip, {setup['size']} px)\n")
-        header = ["clips", "pipeline e2e ms", "preprocess ms", "forward ms", "postprocess ms", "decode ms", "processor ms",
-                  "plain forward ms", "pipeline fwd / plain", "decode+processor % of e2e", "e2e / anchor-only"]
+        header = ["clips", "pipeline e2e ms", "preprocess ms", "forward ms", "postprocess ms", "decode ms",
+                  "processor ms", "plain forward ms", "pipeline fwd / plain", "decode+processor % of e2e",
+                  "e2e / anchor-only"]
         rows = []
         for r in s["rows"]:
             md = r["median_s"]
-            rows.append([r["num_clips"], *(f"{md[k] * 1e3:.1f}" for k in ("pipeline_e2e", "stage_preprocess", "stage_forward",
-                                                                          "stage_postprocess", "decode", "process", "plain_forward")),
-                         f"{r['pipeline_forward_over_plain']:.3f}", f"{100 * r['decode_plus_process_share_of_e2e']:.0f}",
-                         f"{r['e2e_over_anchor_only']:.2f}"])
+            rows.append([r["num_clips"],
+                         *(f"{md[k] * 1e3:.1f}" for k in ("pipeline_e2e", "stage_preprocess", "stage_forward",
+                                                          "stage_postprocess", "decode", "process", "plain_forward")),
+                         f"{r['pipeline_forward_over_plain']:.3f}",
+                         f"{100 * r['decode_plus_process_share_of_e2e']:.0f}", f"{r['e2e_over_anchor_only']:.2f}"])
         text.append(markdown_table(header, rows))
-    text.append("\nTargets: " + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in results["targets_met"].items()) + "\n")
+    text.append("\nTargets: "
+                + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in results["targets_met"].items()) + "\n")
     return "\n".join(text)
 
 
@@ -201,7 +206,8 @@ def plot(results: dict, out_dir: str | None, stem: str = "inference") -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke test: tiny model, 1 and 4 clips, 2 repeats, 2 s video")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: tiny model, 1 and 4 clips, 2 repeats, 2 s video")
     parser.add_argument("--setups", nargs="+", default=["tiny", "base"], choices=sorted(SETUPS))
     parser.add_argument("--clips", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--repeats", type=int, default=21)

@@ -240,8 +240,9 @@ def measure_frames_per_clip(path: Path, num_frames: int, b: int, repeats: int, n
     gather_inverse = np.unique(draws[0], return_inverse=True)[1].reshape(draws[0].shape)
     gather_s = median([_timed(lambda: union_frames[gather_inverse]) for _ in range(max(3, repeats))])
     row = {
-        "frames_per_clip": b, "stride": sampler.stride(num_frames), "pace": int(abs(sampler.siamese_offsets(num_frames)[0])),
-        "frames_requested": int(draws[0].size), "unique_frames_mean": float(np.mean([np.unique(d).size for d in draws])),
+        "frames_per_clip": b, "stride": sampler.stride(num_frames),
+        "pace": int(abs(sampler.siamese_offsets(num_frames)[0])), "frames_requested": int(draws[0].size),
+        "unique_frames_mean": float(np.mean([np.unique(d).size for d in draws])),
         "median_s": med, "times_s": times, "pyav_mean_abs_pixel_diff": pyav_diff, "gather_only_s": gather_s,
         "union_over_floor": a / med["b_floor_one_get_batch"],
         "speedup_vs_per_clip_decord": med["c1_per_clip_decord_one_reader"] / a,
@@ -262,7 +263,8 @@ def run_video(frames_per_clip: list[int], seconds: float, fps: int, height: int,
     path = work_dir / f"bench_{width}x{height}_{fps}fps.mp4"
     num_frames = make_test_video(path, seconds, fps, height, width)
     results = {"machine": machine(), "video": {"seconds": seconds, "fps": fps, "num_frames": num_frames,
-                                                "height": height, "width": width, "codec": "h264 (x264 ultrafast, crf 18)"},
+                                                "height": height, "width": width,
+                                                "codec": "h264 (x264 ultrafast, crf 18)"},
                "repeats": repeats, "num_siamese_clips": num_siamese_clips, "rows": []}
     context = multiprocessing.get_context("spawn")
     for b in frames_per_clip:
@@ -271,8 +273,10 @@ def run_video(frames_per_clip: list[int], seconds: float, fps: int, height: int,
         results["rows"].append(row)
         med = row["median_s"]
         print(f"B={b}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in med.items()), flush=True)
-        print(f"  union/floor {row['union_over_floor']:.2f}x | speed-up vs per-clip decord {row['speedup_vs_per_clip_decord']:.2f}x "
-              f"(fresh readers {row['speedup_vs_per_clip_decord_fresh']:.2f}x) | vs per-clip PyAV {row['speedup_vs_per_clip_pyav']:.2f}x",
+        print(f"  union/floor {row['union_over_floor']:.2f}x | "
+              f"speed-up vs per-clip decord {row['speedup_vs_per_clip_decord']:.2f}x "
+              f"(fresh readers {row['speedup_vs_per_clip_decord_fresh']:.2f}x) | "
+              f"vs per-clip PyAV {row['speedup_vs_per_clip_pyav']:.2f}x",
               flush=True)
     return results
 
@@ -290,7 +294,8 @@ def run_gif(frames_per_clip: list[int], num_frames: int, height: int, width: int
             row = pool.apply(measure_gif, (path, num_frames, b, repeats, num_siamese_clips))
         results["rows"].append(row)
         print(f"GIF B={b}: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in row["median_s"].items()), flush=True)
-        print(f"  union/floor {row['union_over_floor']:.2f}x | speed-up vs per-clip passes {row['speedup_vs_per_clip']:.2f}x "
+        print(f"  union/floor {row['union_over_floor']:.2f}x | "
+              f"speed-up vs per-clip passes {row['speedup_vs_per_clip']:.2f}x "
               f"| vs decoding all {row['speedup_vs_decode_all']:.2f}x", flush=True)
     return results
 
@@ -304,37 +309,43 @@ def write(results: dict, out_dir: str | None) -> None:
 def to_markdown(results: dict) -> str:
     v = results["video"]
     text = [f"# Sampling + decoding: anchor + {results['num_siamese_clips']} siamese clips\n",
-            f"Video: {v['seconds']:g} s, {v['fps']} fps ({v['num_frames']} frames), {v['width']}x{v['height']}, {v['codec']}. "
-            f"Median of {results['repeats']} draws (different anchor positions), methods timed round-robin in one process. "
+            f"Video: {v['seconds']:g} s, {v['fps']} fps ({v['num_frames']} frames), {v['width']}x{v['height']}, "
+            f"{v['codec']}. Median of {results['repeats']} draws (different anchor positions), "
+            "methods timed round-robin in one process. "
             f"Machine: {results['machine']['cpu_count']} CPUs, load {results['machine'].get('load_average_1m')}.\n"]
-    header = ["B", "unique frames", "(a) union ms", "(b) floor ms", "(c1) per-clip decord ms", "(c2) per-clip, fresh reader ms",
-              "(d) per-clip PyAV ms", "(a)/(b)", "(c1)/(a)", "(d)/(a)", "gather alone ms"]
+    header = ["B", "unique frames", "(a) union ms", "(b) floor ms", "(c1) per-clip decord ms",
+              "(c2) per-clip, fresh reader ms", "(d) per-clip PyAV ms", "(a)/(b)", "(c1)/(a)", "(d)/(a)",
+              "gather alone ms"]
     rows = []
     for r in results["rows"]:
         m = r["median_s"]
         rows.append([r["frames_per_clip"], f"{r['unique_frames_mean']:.0f}", *(f"{m[k] * 1e3:.1f}" for k in m),
-                     f"{r['union_over_floor']:.2f}", f"{r['speedup_vs_per_clip_decord']:.1f}", f"{r['speedup_vs_per_clip_pyav']:.1f}",
-                     f"{r['gather_only_s'] * 1e3:.1f}"])
+                     f"{r['union_over_floor']:.2f}", f"{r['speedup_vs_per_clip_decord']:.1f}",
+                     f"{r['speedup_vs_per_clip_pyav']:.1f}", f"{r['gather_only_s'] * 1e3:.1f}"])
     text.append(markdown_table(header, rows))
     text.append(f"\nTargets: (a) <= {TARGET_FLOOR_RATIO}x (b); (a) >= {TARGET_SPEEDUP}x faster than (c) and (d).\n")
     for r in results["rows"]:
-        text.append(f"- B={r['frames_per_clip']}: " + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in r["targets_met"].items()))
+        text.append(f"- B={r['frames_per_clip']}: "
+                    + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in r["targets_met"].items()))
     if results.get("gif"):
         g, gm = results["gif"]["video"], results["gif"]["machine"]
-        text.append(f"\n## Animated GIF (TGIF-QA), read with PyAV\n\nGIF: {g['num_frames']} frames, {g['width']}x{g['height']}, "
+        text.append(f"\n## Animated GIF (TGIF-QA), read with PyAV\n\n"
+                    f"GIF: {g['num_frames']} frames, {g['width']}x{g['height']}, "
                     f"a 256-colour palette per frame, 40-100 ms per frame ({g['bytes'] / 1e6:.1f} MB). Median of "
                     f"{results['gif']['repeats']} draws, timed as above. Machine: {gm['cpu_count']} CPUs, load "
                     f"{gm.get('load_average_1m')}.\n")
-        header = ["B", "unique frames", "last frame (mean)", "(a) union ms", "(b) floor: one pass ms", "(c) per-clip passes ms",
-                  "(d) decode all ms", "(a)/(b)", "(c)/(a)", "(d)/(a)", "count_frames ms"]
+        header = ["B", "unique frames", "last frame (mean)", "(a) union ms", "(b) floor: one pass ms",
+                  "(c) per-clip passes ms", "(d) decode all ms", "(a)/(b)", "(c)/(a)", "(d)/(a)", "count_frames ms"]
         rows = [[r["frames_per_clip"], f"{r['unique_frames_mean']:.0f}", f"{r['last_frame_mean']:.0f}",
                  *(f"{r['median_s'][k] * 1e3:.1f}" for k in r["median_s"]), f"{r['union_over_floor']:.2f}",
-                 f"{r['speedup_vs_per_clip']:.1f}", f"{r['speedup_vs_decode_all']:.2f}", f"{r['count_frames_s'] * 1e3:.1f}"]
+                 f"{r['speedup_vs_per_clip']:.1f}", f"{r['speedup_vs_decode_all']:.2f}",
+                 f"{r['count_frames_s'] * 1e3:.1f}"]
                 for r in results["gif"]["rows"]]
         text.append(markdown_table(header, rows))
         text.append(f"\nTargets: (a) <= {TARGET_FLOOR_RATIO}x (b); (a) >= {TARGET_SPEEDUP}x faster than (c).\n")
         for r in results["gif"]["rows"]:
-            text.append(f"- B={r['frames_per_clip']}: " + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in r["targets_met"].items()))
+            text.append(f"- B={r['frames_per_clip']}: "
+                        + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in r["targets_met"].items()))
     text.append("")
     return "\n".join(text) + "\n"
 

@@ -244,7 +244,8 @@ def run(setup_names: list[str], clips: list[int], repeats: dict[str, int], out_d
     for name in setup_names:
         setup = SETUPS[name]()
         rows = [time_config(setup, 0, repeats[name], ("default", "loop"))]
-        rows[0]["median_s"] = {"anchor_only": rows[0]["median_s"]["default"], "anchor_only_loop": rows[0]["median_s"]["loop"]}
+        rows[0]["median_s"] = {"anchor_only": rows[0]["median_s"]["default"],
+                               "anchor_only_loop": rows[0]["median_s"]["loop"]}
         for n in clips:
             row = time_config(setup, n, repeats[name], MODES)
             if memory:
@@ -262,7 +263,8 @@ def run(setup_names: list[str], clips: list[int], repeats: dict[str, int], out_d
         results["setups"][name] = {"setup": setup, "rows": rows}
     siamese_rows = [r for s in results["setups"].values() for r in s["rows"] if r["num_siamese_clips"] > 0]
     results["targets_met"] = {
-        f"default <= {TARGET_LOOP_RATIO}x loop (every config and N)": all(r["default_over_loop"] <= TARGET_LOOP_RATIO for r in siamese_rows),
+        f"default <= {TARGET_LOOP_RATIO}x loop (every config and N)": all(
+            r["default_over_loop"] <= TARGET_LOOP_RATIO for r in siamese_rows),
         f"SKG/SKR head <= {100 * TARGET_HEAD_SHARE:g}% of the step": all(
             r["head_forward_share_of_default_step"] <= TARGET_HEAD_SHARE for r in siamese_rows),
     }
@@ -278,7 +280,7 @@ def to_markdown(results: dict) -> str:
             f"load {m.get('load_average_1m')} at start. Medians over {results['repeats']} round-robin repeats; "
             "one step = forward + backward + fused AdamW (the Trainer's default). Memory: peak RSS growth during the "
             "step (fresh process per cell).\n"]
-    for name, s in results["setups"].items():
+    for s in results["setups"].values():
         setup = s["setup"]
         text.append(f"\n## {setup['name']}\n\nbatch {setup['batch']} videos, {setup['frames']} frames/clip, "
                     f"{setup['size']}x{setup['size']} px, model_config {json.dumps(setup['model_config'])}\n")
@@ -287,17 +289,20 @@ def to_markdown(results: dict) -> str:
         text.append(f"Anchor only (N = 0, plain ClipBERT step): {anchor['median_s']['anchor_only'] * 1e3:.0f} ms"
                     + (f", step peak {anchor_mem:.0f} MiB" if anchor_mem is not None else "") + "\n")
         header = ["N siamese", "default ms", "supervised ms", "loop ms", "default/loop", "estimate", "supervised/loop",
-                  "head fwd % of step", "head fwd+bwd alone %", "peak MiB default", "peak MiB supervised", "peak MiB loop"]
+                  "head fwd % of step", "head fwd+bwd alone %", "peak MiB default", "peak MiB supervised",
+                  "peak MiB loop"]
         rows = []
         for r in s["rows"][1:]:
             med, mem = r["median_s"], r.get("memory", {})
             rows.append([r["num_siamese_clips"], *(f"{med[k] * 1e3:.0f}" for k in MODES),
                          f"{r['default_over_loop']:.2f}", f"{default_over_loop_estimate(r['num_siamese_clips']):.2f}",
                          f"{r['supervised_over_loop']:.2f}",
-                         f"{100 * r['head_forward_share_of_default_step']:.2f}", f"{100 * r['head_fwd_bwd_alone_share']:.2f}",
+                         f"{100 * r['head_forward_share_of_default_step']:.2f}",
+                         f"{100 * r['head_fwd_bwd_alone_share']:.2f}",
                          *((f"{mem[k]['step_peak_mib']:.0f}" if k in mem else "-") for k in MODES)])
         text.append(markdown_table(header, rows))
-    text.append("\nTargets: " + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in results["targets_met"].items()) + "\n")
+    text.append("\nTargets: "
+                + "; ".join(f"{k}: {'met' if ok else 'MISSED'}" for k, ok in results["targets_met"].items()) + "\n")
     reachable = [r for s in results["setups"].values() for r in s["rows"][1:]
                  if default_over_loop_estimate(r["num_siamese_clips"]) <= TARGET_LOOP_RATIO]
     text.append("*estimate*: default/loop if a backward cost two forwards and batching gained nothing: the default "
@@ -323,9 +328,9 @@ def plot(results: dict, out_dir: str | None, stem: str = "train_step") -> None:
 
     from benchmarks._common import RESULTS_DIR
 
-    setups = list(results["setups"].items())
+    setups = list(results["setups"].values())
     fig, axes = plt.subplots(1, len(setups), figsize=(5 * len(setups), 3.5), squeeze=False)
-    for ax, (name, s) in zip(axes[0], setups):
+    for ax, s in zip(axes[0], setups):
         rows = s["rows"][1:]
         n = [r["num_siamese_clips"] for r in rows]
         for mode in MODES:
@@ -343,7 +348,8 @@ def plot(results: dict, out_dir: str | None, stem: str = "train_step") -> None:
 
 def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke test: tiny config, N = 1, 2 repeats, no memory probes")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: tiny config, N = 1, 2 repeats, no memory probes")
     parser.add_argument("--setups", nargs="+", default=["tiny", "base"], choices=sorted(SETUPS))
     parser.add_argument("--clips", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--repeats", type=int, default=7, help="repeats for the tiny config (base: a third, >= 3)")

@@ -76,7 +76,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._common import RESULTS_DIR, machine, markdown_table
-from benchmarks.siamese_study import _parallel, paired_summary, train_run
+from benchmarks.siamese_study import _parallel, paired_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_SIAMESE = 4
@@ -491,7 +491,8 @@ def to_markdown(results: dict[str, Any]) -> str:
         grouped: dict[str, list[int]] = {}
         for phase, regime, row, seed in results["not_run"]:
             grouped.setdefault(f"{regime} {row}" + (" (curve)" if phase == "curves" else ""), []).append(seed)
-        text.append(f"**The study was stopped before {len(results['not_run'])} of its planned runs** (the time available): "
+        text.append(f"**The study was stopped before {len(results['not_run'])} of its planned runs** "
+                    "(the time available): "
                     + "; ".join(f"{name} seeds {', '.join(map(str, seeds))}" for name, seeds in grouped.items())
                     + ". The tables use the runs that finished, paired by seed.\n")
     if results.get("beyond_plan"):

@@ -1,8 +1,8 @@
-"""The paired study of the siamese objective, through the shipped training path.
+r"""The paired study of the siamese objective, through the shipped training path.
 
     python -m benchmarks.siamese_study                 # the full study (~75 min on 2 CPU cores)
-    python -m benchmarks.siamese_study --from-scratch 10 --variants control --rows baseline paper --seeds 0 1 2 3 4 5 6 7
-                                                       # rows trained from scratch instead (~40 min)
+    python -m benchmarks.siamese_study --from-scratch 10 --variants control --rows baseline paper \
+        --seeds 0 1 2 3 4 5 6 7                        # rows trained from scratch instead (~40 min)
     python -m benchmarks.siamese_study --quick         # smoke test (tiny data, 2 rows, 1 seed, ~2 min)
     python -m benchmarks.siamese_study --report benchmarks/results/siamese_study.json   # tables from the json only
 
@@ -478,8 +478,8 @@ def to_markdown(results: dict[str, Any]) -> str:
             "on "
             f"{results['machine']['cpu_count']} CPUs, 2 single-core worker processes; load average at the end "
             f"{results['machine'].get('load_average_1m')}"
-            + (f"; this invocation resumed {results['resumed_runs']} runs logged by earlier, stopped invocations with the "
-               "same settings (`--resume`), which the wall time leaves out and the core-minutes count"
+            + (f"; this invocation resumed {results['resumed_runs']} runs logged by earlier, stopped invocations "
+               "with the same settings (`--resume`), which the wall time leaves out and the core-minutes count"
                if results.get("resumed_runs") else "") + ".\n"]
     for variant in summary:
         spec = VARIANTS[variant]
@@ -496,7 +496,8 @@ def to_markdown(results: dict[str, Any]) -> str:
             checkpoint = (f" The pretrained checkpoint: {100 * pre:.1f}% test accuracy; on {teacher['questions']} "
                           f"training questions the true colour is the argmax of the paper's teacher Q in "
                           f"{100 * teacher['teacher_right']:.0f}%, of the anchor's prediction in "
-                          f"{100 * teacher['anchor_right']:.0f}%, and the label in {100 * teacher['label_right']:.0f}%.")
+                          f"{100 * teacher['anchor_right']:.0f}%, and the label in "
+                          f"{100 * teacher['label_right']:.0f}%.")
         text.append(f"Evidence: {seen}: anchor-only ceiling {100 * (p + (1 - p) * COLOR_PRIOR[variant]):.1f}%. "
                     f"Training labels right: {100 * ev['train_labels_right']:.0f}%.{checkpoint}\n")
         rows = []

@@ -122,8 +122,8 @@ def _probe_entry(path: str) -> tuple[str, dict[str, Any]]:
 
 
 def probe_videos(paths: Iterable[str], num_proc: int | None = None, desc: str = "probing videos") -> dict[str, dict]:
-    """Probe each video once: ``{path: {"num_video_frames", "fps", "size", "mtime_ns"}}`` (``{"error", ...}`` for one that
-    cannot be read), in ``num_proc`` processes (default: this one), with a progress bar over all of them."""
+    """Probe each video once: ``{path: {"num_video_frames", "fps", "size", "mtime_ns"}}`` (``{"error", ...}`` for one
+    that cannot be read), in ``num_proc`` processes (default: this one), with a progress bar over all of them."""
     paths = sorted(set(paths))
     results: dict[str, dict] = {}
     with hf_tqdm(total=len(paths), desc=desc, unit=" videos") as bar:

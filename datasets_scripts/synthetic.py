@@ -356,7 +356,8 @@ def _render(script: VideoScript, seed: int, image_size: int) -> np.ndarray:
     t = np.arange(t_len, dtype=np.float32)[:, None, None]
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)
     freq = rng.uniform(0.08, 0.25, size=2)
-    texture = TEXTURE_AMPLITUDE * np.sin(freq[0] * x + freq[1] * y + rng.uniform(0.15, 0.4) * t + rng.uniform(0, 2 * np.pi))
+    texture = TEXTURE_AMPLITUDE * np.sin(freq[0] * x + freq[1] * y + rng.uniform(0.15, 0.4) * t
+                                         + rng.uniform(0, 2 * np.pi))
     tint = rng.uniform(70, 130) + rng.uniform(-15, 15, size=3)
     frames = tint + texture[..., None] + rng.normal(0.0, NOISE_STD, size=(t_len, size, size, 3))
     # Distractor squares (none by default), bouncing for the whole video.

@@ -28,7 +28,6 @@ from modeling_siasamrea.sampling import ClipSampler
 from modeling_siasamrea.tasks import TaskType, get_task_type
 from modeling_siasamrea.video_io import VideoBytes, VideoDecodeError, read_clips, read_jpeg_frames
 
-
 __all__ = ["ReplaceUnreadableVideos", "SharedEpoch", "VideoQATransform"]
 
 logger = logging.getLogger(__name__)
@@ -210,7 +209,8 @@ class VideoQATransform:
         if self.task_types is None:
             return self.task_type
         if example.get("task") not in self.task_types:
-            raise ValueError(f"a row of task {example.get('task')!r}, but this transform knows {sorted(self.task_types)}")
+            raise ValueError(f"a row of task {example.get('task')!r}, "
+                             f"but this transform knows {sorted(self.task_types)}")
         return self.task_types[example["task"]]
 
     def __call__(self, batch: dict[str, list[Any]]) -> dict[str, list[Any]]:

@@ -20,10 +20,10 @@ from .modeling_siasamrea import (
 from .pipeline_siasamrea import VideoQuestionAnsweringPipeline, save_pipeline_folder
 from .processing_siasamrea import SiaSamReaProcessor
 from .sampling import ClipSampler, SiameseSampler, UniformClipSampler, clip_sampler_from_config
-from .video_processing_siasamrea import SiaSamReaVideoProcessor
 from .siamese_reasoning import SiameseKnowledgeHead, siamese_knowledge_generation, siamese_knowledge_reasoning
 from .tasks import TASK_TYPES, TaskType, aggregate_clip_logits, get_task_type, multiple_choice_hinge_loss
 from .video_io import VideoDecodeError, count_frames, read_clips, write_video
+from .video_processing_siasamrea import SiaSamReaVideoProcessor
 
 # Local registration (`AutoModel.from_pretrained(dir)` with this package installed) and auto_map entries so that
 # `save_pretrained` ships the code. AutoModel maps to the QA model: it is what the pipeline and users load.

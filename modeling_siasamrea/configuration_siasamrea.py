@@ -323,7 +323,8 @@ class SiaSamReaConfig(PreTrainedConfig):
         checks = [
             (self.tasks or self.task in TASK_TYPES, f"task must be one of {tuple(TASK_TYPES)}, got {self.task!r}"),
             (self.num_siamese_clips >= 0, f"num_siamese_clips must be >= 0, got {self.num_siamese_clips}"),
-            (self.siamese_loss_weight >= 0, f"siamese_loss_weight (alpha) must be >= 0, got {self.siamese_loss_weight}"),
+            (self.siamese_loss_weight >= 0,
+             f"siamese_loss_weight (alpha) must be >= 0, got {self.siamese_loss_weight}"),
             (0.0 <= self.siamese_omega <= 1.0, f"siamese_omega (omega) must be in [0, 1], got {self.siamese_omega}"),
             (self.siamese_temperature > 0, f"siamese_temperature must be > 0, got {self.siamese_temperature}"),
             (

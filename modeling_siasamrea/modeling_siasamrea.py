@@ -54,9 +54,9 @@ class SiaSamReaVideoQAOutput(ModelOutput):
         H(Q) in nats, mean over the batch (ln K for a uniform Q); not for the count task.
     siamese_knowledge (`torch.FloatTensor` of shape `(batch, num_clips, num_clips)`, *optional*):
         Â of Eq. 2.
-    soft_labels (`torch.FloatTensor` of shape `(batch, num_answers)`, `(batch, num_choices)` or `(batch, 1)`, *optional*):
+    soft_labels (`torch.FloatTensor` of the shape of `logits`, *optional*):
         Q of Eq. 5, the anchor's distillation target (built at the distillation temperature).
-    pooler_output (`torch.FloatTensor` of shape `(batch, num_clips, hidden_size)` or `(batch, num_clips, num_choices, hidden_size)`):
+    pooler_output (`torch.FloatTensor` of shape `(batch, num_clips, [num_choices,] hidden_size)`):
         Clip-text features f of every clip.
     hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True`):
         The multimodal transformer's input and layer outputs for every clip (and choice) passed in, each
@@ -105,10 +105,10 @@ class SiaSamReaPreTrainedModel(PreTrainedModel):
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> "SiaSamReaPreTrainedModel":
-        """`PreTrainedModel.from_pretrained` with the Hub's kernels off unless asked for (`use_kernels=True`): by default
-        transformers swaps layers for kernels downloaded from the Hub when the model runs on CUDA, which fails offline
-        (`HF_HUB_OFFLINE=1`, clusters without internet: "kernels-community/activation is not available in the local
-        cache") and makes numerics depend on what was downloaded."""
+        """`PreTrainedModel.from_pretrained` with the Hub's kernels off unless asked for (`use_kernels=True`): by
+        default transformers swaps layers for kernels downloaded from the Hub when the model runs on CUDA, which fails
+        offline (`HF_HUB_OFFLINE=1`, clusters without internet: "kernels-community/activation is not available in the
+        local cache") and makes numerics depend on what was downloaded."""
         kwargs.setdefault("use_kernels", False)
         return super().from_pretrained(*args, **kwargs)
 
@@ -604,7 +604,8 @@ class SiaSamReaForVideoQuestionAnswering(SiaSamReaPreTrainedModel):
         model = type(self)(SiaSamReaConfig(**settings, task=self.config.task_type(name).name))
         prefix = f"classifier.{name}."
         weights = {("classifier." + key.removeprefix(prefix) if key.startswith(prefix) else key): value
-                   for key, value in self.state_dict().items() if key.startswith(prefix) or not key.startswith("classifier.")}
+                   for key, value in self.state_dict().items()
+                   if key.startswith(prefix) or not key.startswith("classifier.")}
         model.load_state_dict(weights)
         return model.to(self.device, self.dtype)
 

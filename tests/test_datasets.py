@@ -292,7 +292,8 @@ def test_missing_and_unreadable_videos_are_reported_and_dropped(tmp_path, video_
 
 
 def test_videos_added_after_a_build_are_picked_up_by_the_next_build(tmp_path, video_files):
-    data_dir = make_data_dir(tmp_path / "msrvtt", msrvtt_files(["dog", "cat", "dog"]), {"long.mp4": video_files["long"]})
+    data_dir = make_data_dir(tmp_path / "msrvtt", msrvtt_files(["dog", "cat", "dog"]),
+                             {"long.mp4": video_files["long"]})
     assert prepare(MSRVTTQA, data_dir, tmp_path).as_dataset("train")["video_id"] == ["long"]
     shutil.copy(video_files["mid"], data_dir / "videos" / "mid.mp4")
     assert prepare(MSRVTTQA, data_dir, tmp_path).as_dataset("train")["video_id"] == ["long", "mid"]
@@ -472,5 +473,6 @@ def test_select_answer_types_keeps_only_those_question_types(synthetic_dir, tmp_
     assert len(colour) == len(frameqa) // 2 and set(colour["answer_type"]) == {"color"}
     assert all(q.startswith("what color") for q in colour["question"])
     assert len(select_answer_types(frameqa, ["all"])) == len(frameqa)
-    with pytest.raises(ValueError, match=r"no question with answer_type in \['location'\]; this split has \['color', 'object'\]"):
+    with pytest.raises(ValueError,
+                       match=r"no question with answer_type in \['location'\]; this split has \['color', 'object'\]"):
         select_answer_types(frameqa, ["location"])

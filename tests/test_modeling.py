@@ -128,7 +128,8 @@ def test_supervised_siamese_clips_receive_gradient():
     out = model(**inputs)
     out.loss.backward()
     assert torch.all(pixel_values.grad.flatten(2).abs().sum(-1) > 0)
-    expected_gt = torch.nn.functional.cross_entropy(out.clip_logits.flatten(0, 1), inputs["labels"].repeat_interleave(3))
+    expected_gt = torch.nn.functional.cross_entropy(out.clip_logits.flatten(0, 1),
+                                                    inputs["labels"].repeat_interleave(3))
     torch.testing.assert_close(out.loss_gt, expected_gt)
 
 

@@ -67,7 +67,8 @@ def test_videos_are_probed_in_parallel_with_a_progress_bar_over_all_of_them(msrv
     assert ("probing msrvtt_qa/train videos", 3, 3) in bars
     sequential = build(msrvtt_dir, tmp_path / "sequential").as_dataset("train")
     assert pools == [2]
-    assert parallel["num_video_frames"] == sequential["num_video_frames"] == [VIDEO_LENGTHS[v] for v in parallel["video_id"]]
+    assert (parallel["num_video_frames"] == sequential["num_video_frames"]
+            == [VIDEO_LENGTHS[v] for v in parallel["video_id"]])
 
 
 def test_probe_writes_a_manifest_that_builders_read_instead_of_opening_videos(msrvtt_dir, tmp_path, monkeypatch,

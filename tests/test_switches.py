@@ -46,7 +46,8 @@ COMBINATIONS = [
      **{name: numeric[(sum(indices) + j) % 2] for j, (name, numeric) in enumerate(NUMERIC_SWITCHES.items())}}
     for indices in itertools.product(*(range(len(values)) for values in SWITCHES.values()))
 ]
-COMBINATIONS.append({"num_siamese_clips": 0, **{name: values[-1] for name, values in {**SWITCHES, **NUMERIC_SWITCHES}.items()}})
+COMBINATIONS.append({"num_siamese_clips": 0,
+                     **{name: values[-1] for name, values in {**SWITCHES, **NUMERIC_SWITCHES}.items()}})
 
 
 def _without_gradient(task: str, switches: dict) -> list[str]:

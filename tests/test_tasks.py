@@ -59,7 +59,8 @@ def test_a_joint_model_weighs_each_tasks_loss_and_needs_the_task_named():
     inputs = inputs_for(model.config, "transition", clips=1)
     weighted = model(**inputs, task="transition").loss
     assert torch.allclose(weighted, 0.5 * model(**inputs, task="action").loss)  # the same head, inputs and labels
-    with pytest.raises(ValueError, match=r"name one with task=\.\.\., one of \('action', 'transition', 'frameqa', 'count'\)"):
+    with pytest.raises(ValueError,
+                       match=r"name one with task=\.\.\., one of \('action', 'transition', 'frameqa', 'count'\)"):
         model(**inputs)
     with pytest.raises(ValueError, match="unknown task 'colour'"):
         model(**inputs, task="colour")

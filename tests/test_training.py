@@ -88,8 +88,9 @@ def test_metrics_json_is_written_and_best_model_is_selected_on_accuracy(trained)
 
 
 def test_count_task_keeps_the_epoch_with_the_lowest_mse(synthetic_dir, tmp_path):
-    metrics = run_videoqa.main(tiny_run_args(synthetic_dir, tmp_path, "--dataset_config", "count", "--answer_types", "all",
-                                             "--num_train_epochs", "2", "--max_train_samples", "8"))
+    metrics = run_videoqa.main(tiny_run_args(synthetic_dir, tmp_path, "--dataset_config", "count",
+                                             "--answer_types", "all", "--num_train_epochs", "2",
+                                             "--max_train_samples", "8"))
     state = json.loads((tmp_path / "trainer_state.json").read_text())
     mse = [entry["eval_mse"] for entry in state["log_history"] if "eval_mse" in entry]
     assert "eval_accuracy" not in metrics and state["best_metric"] == min(mse)

@@ -117,7 +117,8 @@ def main() -> int:
         print(f"transformers {INSTALLED}'s common tests: {fetch()}")
     except (OSError, RuntimeError, subprocess.CalledProcessError) as error:
         print(
-            f"could not fetch transformers {INSTALLED}'s sdist ({error}); tests/test_modeling_common.py will be skipped",
+            f"could not fetch transformers {INSTALLED}'s sdist ({error}); "
+            "tests/test_modeling_common.py will be skipped",
             file=sys.stderr,
         )
         return 1

@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     description="Options: --num-videos --seed --image-size --min-frames ...")
     synthetic.add_argument("output_dir")
 
-    visualize = commands.add_parser("visualize", help="PNG of one example's siamese clips, knowledge Â and soft label Q")
+    visualize = commands.add_parser("visualize",
+                                    help="PNG of one example's siamese clips, knowledge Â and soft label Q")
     visualize.add_argument("video")
     visualize.add_argument("question")
     visualize.add_argument("--label", help="ground-truth answer (or choice, or count)")

@@ -70,7 +70,8 @@ class SiaSamReaCollator:
         """Model inputs of examples of one kind."""
         videos = [feature["pixel_values"] for feature in features]
         inputs: dict[str, Any] = {
-            "pixel_values": JpegFrames.collate(videos) if isinstance(videos[0], JpegFrames) else self._pad_frames(videos)
+            "pixel_values": (JpegFrames.collate(videos) if isinstance(videos[0], JpegFrames)
+                             else self._pad_frames(videos))
         }
         for key in TEXT_KEYS:
             if features[0].get(key) is not None:

@@ -73,7 +73,9 @@ class ModelArguments:
         metadata={"help": "Vision backbone checkpoint: microsoft/resnet-50 (ClipBERT's), an image ViT "
                           "(google/siglip-base-patch16-224, openai/clip-vit-base-patch16) or a video transformer "
                           "(MCG-NJU/videomae-base, facebook/timesformer-base-finetuned-k400)."})
-    text_model_name_or_path: str | None = field(default=None, metadata={"help": "BERT checkpoint, e.g. bert-base-uncased."})
+    text_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "BERT checkpoint, e.g. bert-base-uncased."}
+    )
     model_config: str | None = field(
         default=None, metadata={"help": "SiaSamReaConfig kwargs for a random model: a JSON file or inline JSON."}
     )
@@ -116,8 +118,8 @@ class ModelArguments:
         default=None, metadata={"help": "New model: average-pool the grid of visual tokens by this factor."})
     reinit_answer_head: bool = field(
         default=False,
-        metadata={"help": "Fine-tuning a saved open-ended model on a new answer vocabulary keeps the rows of the answers "
-                          "both vocabularies share; true initialises every answer row afresh."},
+        metadata={"help": "Fine-tuning a saved open-ended model on a new answer vocabulary keeps the rows of the "
+                          "answers both vocabularies share; true initialises every answer row afresh."},
     )
 
     def config_overrides(self) -> dict[str, Any]:
@@ -599,7 +601,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     `build_trainer`, `train_and_evaluate` and (after training) `finish`. Returns the evaluation metrics."""
     model_args, data_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
     validate_args(model_args, data_args)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=training_args.get_process_log_level())
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        level=training_args.get_process_log_level())
     set_seed(training_args.seed)
     training_args.apply_effective_batch_size()
     if data_args.streaming and training_args.do_train and training_args.max_steps <= 0:

@@ -118,8 +118,8 @@ class SiaSamReaTrainer(Trainer):
     processes; a joint model also logs `loss_<task>` per task, and `replaced_videos` counts the unreadable training
     videos replaced so far, over all processes. `data_wait_fraction` is the share of the logging interval's wall time
     that training spent waiting for the next batch from the DataLoader (all processes together): near 0 the data path
-    keeps up; above ~0.1 the accelerator starves (more workers, or frames stored as JPEG at the model's size). The model returns a per-batch mean, so the Trainer divides it by the
-    gradient-accumulation steps.
+    keeps up; above ~0.1 the accelerator starves (more workers, or frames stored as JPEG at the model's size). The model
+    returns a per-batch mean, so the Trainer divides it by the gradient-accumulation steps.
 
     `train_group_keys` (one per training example: its task, its clip length...) make every training batch hold
     examples of one key (`GroupedBatchSampler`). Evaluation batches may mix them: they come as sub-batches, one
