@@ -261,10 +261,11 @@ def jpeg_markdown(results: dict[str, Any]) -> str:
 
 def to_markdown(results: dict[str, Any]) -> str:
     s = results["setup"]
+    model = json.dumps(s["model_config"]) if s["model_config"] else "default (ResNet-50 + BERT-base)"
     text = [f"# GPU training step: {results['device']}, {results['dtype']}\n",
             f"{1 + s['num_siamese_clips']} clips x {s['frames']} frames at {s['size']} px per video, "
             f"text {s['text_len']} tokens, {s['num_answers']} answers; "
-            f"model_config {json.dumps(s['model_config']) or 'default (ResNet-50 + BERT-base)'}.\n"]
+            f"model_config {model}.\n"]
     for setting in results["settings"]:
         text.append(f"\n## gradient checkpointing: {setting['gradient_checkpointing']} "
                     f"({setting['num_params'] / 1e6:.0f} M parameters); largest batch that fits: "
