@@ -327,15 +327,25 @@ def _pyav_source(name: str, target: str | bytes, max_size: int | None, num_threa
             stream.thread_type, stream.thread_count = "AUTO", num_threads
             yield from container.decode(stream)
 
-    def to_array(frame: Any) -> np.ndarray:
-        scale = {} if max_size is None else dict(
-            zip(("height", "width"), scaled_frame_size(frame.height, frame.width, max_size)), interpolation="BILINEAR")
-        return frame.to_ndarray(format="rgb24", **scale)
+    def converter() -> Callable[[Any], np.ndarray]:
+        """A frame -> rgb24 array conversion with a scaler of its own. ``frame.to_ndarray`` would use the scaler PyAV
+        keeps per thread: a forked DataLoader worker inherits the parent's, without its slice threads, and hangs."""
+        from av.video.reformatter import VideoReformatter
+
+        reformatter = VideoReformatter()
+
+        def to_array(frame: Any) -> np.ndarray:
+            scale = {} if max_size is None else dict(
+                zip(("height", "width"), scaled_frame_size(frame.height, frame.width, max_size)),
+                interpolation="BILINEAR")
+            return reformatter.reformat(frame, format="rgb24", **scale).to_ndarray()
+
+        return to_array
 
     def get_frames(indices: np.ndarray) -> np.ndarray:
         wanted = indices.tolist()  # sorted, unique
         frames: list[np.ndarray] = []
-        frames_in_order = decoded()
+        frames_in_order, to_array = decoded(), converter()
         for index, frame in enumerate(frames_in_order):
             if index == wanted[len(frames)]:
                 frames.append(to_array(frame))
@@ -349,6 +359,7 @@ def _pyav_source(name: str, target: str | bytes, max_size: int | None, num_threa
 
     def iter_chunks(chunk_size: int) -> Iterator[np.ndarray]:
         chunk: list[np.ndarray] = []
+        to_array = converter()
         for frame in decoded():
             chunk.append(to_array(frame))
             if len(chunk) == chunk_size:
