@@ -1,6 +1,7 @@
 """The pre-registered regime study (benchmarks/siamese_regimes.py) and the switches it added: centring the features
 over the clip set, the knows-nothing soft label, the true answer's probability in the predictions file."""
 
+import json
 import math
 
 import numpy as np
@@ -96,3 +97,18 @@ def test_quick_regime_study_reports_paired_intervals_entropies_and_predictions(t
     assert stopped["summary"]["evidence"]["smoothed"]["seeds"] == [0]
     assert stopped["summary"]["evidence"]["structured"]["difference_accuracy"] == d
     assert "stopped before 1 of its planned runs" in (tmp_path / "c" / "siamese_regimes_quick.md").read_text()
+
+
+def test_the_study_stops_before_any_row_when_its_checkpoint_does_not_see_the_flashes(tmp_path, monkeypatch):
+    quick = siamese_regimes.settings
+    monkeypatch.setattr(siamese_regimes, "settings", lambda scale: {
+        **quick(scale), "pretrain": {**quick(scale)["pretrain"], "min_accuracy": 0.4}})
+    weak = tmp_path / "weak"
+    weak.mkdir()
+    (weak / "config.json").write_text("{}")
+    (weak / "eval_results.json").write_text(json.dumps({"eval_accuracy": 0.3}))
+    args = ["--scale", "quick", "--workers", "1", "--data-dir", str(tmp_path / "data"), "--work-dir",
+            str(tmp_path / "work"), "--out-dir", str(tmp_path / "out"), "--pretrained", str(weak)]
+    with pytest.raises(SystemExit, match=r"answers 0\.300 of its test questions, under the 0\.4 the design needs"):
+        siamese_regimes.main(args)
+    assert not (tmp_path / "work" / "runs.jsonl").exists() and not (tmp_path / "out").exists()
