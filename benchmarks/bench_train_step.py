@@ -240,7 +240,8 @@ def measure_memory(setup_name: str, mode: str, num_siamese: int, threads: int) -
 
 def run(setup_names: list[str], clips: list[int], repeats: dict[str, int], out_dir: str | None, threads: int,
         memory: bool, stem: str = "train_step") -> dict:
-    results = {"machine": machine(), "setups": {}, "repeats": repeats}
+    results = {"machine": machine(), "setups": {}, "repeats": repeats,
+               "siamese_preset": SiaSamReaConfig().siamese_preset}  # the default objective every config trains
     for name in setup_names:
         setup = SETUPS[name]()
         rows = [time_config(setup, 0, repeats[name], ("default", "loop"))]
@@ -279,7 +280,9 @@ def to_markdown(results: dict) -> str:
             f"Machine: {m['cpu_count']} CPUs, torch {m['torch']} with {m['torch_threads']} threads, no GPU; "
             f"load {m.get('load_average_1m')} at start. Medians over {results['repeats']} round-robin repeats; "
             "one step = forward + backward + fused AdamW (the Trainer's default). Memory: peak RSS growth during the "
-            "step (fresh process per cell).\n"]
+            "step (fresh process per cell)."
+            + (f" Siamese objective: the `{results['siamese_preset']}` preset (the default)." if results.get(
+                "siamese_preset") else "") + "\n"]
     for s in results["setups"].values():
         setup = s["setup"]
         text.append(f"\n## {setup['name']}\n\nbatch {setup['batch']} videos, {setup['frames']} frames/clip, "
