@@ -188,8 +188,10 @@ def _json_array_rows(dataset: str, path: Path, text: str) -> Iterator[Annotation
     if text[position:position + 1] != "[":
         raise fail(position, "expected a JSON array of objects ([{...}, ...])")
     position, entry, line, counted = skip(position + 1), 0, 1, 0
-    if text[position:position + 1] == "]":
-        position = len(text)
+    if text[position:position + 1] == "]":  # an empty array: no rows, as an empty file
+        if text[skip(position + 1):]:
+            raise fail(position + 1, "not valid JSON: extra data after the array")
+        return
     while position < len(text):
         start = position
         try:

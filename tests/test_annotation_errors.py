@@ -209,3 +209,10 @@ def test_a_truncated_json_array_says_so(tmp_path):
     path.write_text(path.read_text()[:-40])
     with pytest.raises(ValueError, match=r"val_q\.json line 1, entry 2: not valid JSON: Unterminated string"):
         read(ActivityNetQA, data_dir, "val")
+
+
+@pytest.mark.parametrize("text", ["[]", " [ ]\n"])
+def test_an_empty_json_array_reads_as_an_empty_annotation_file(tmp_path, text):
+    data_dir = release_copy(tmp_path, "activitynet_qa")
+    (data_dir / "val_q.json").write_text(text)
+    assert read(ActivityNetQA, data_dir, "val") == []
