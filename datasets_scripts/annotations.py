@@ -13,6 +13,7 @@ blank lines are not rows, and a header row is skipped only when its content says
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -150,9 +151,10 @@ def _read_text(dataset: str, path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
+        start = error.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)  # counted after a BOM
+        line = data.count(b"\n", 0, start) + 1
         raise AnnotationError(dataset, path, f"line {line}", f"not UTF-8 text ({error.reason} at byte "
-                                                             f"{error.start}); save the file as UTF-8") from None
+                                                             f"{start}); save the file as UTF-8") from None
 
 
 def _jsonl_rows(dataset: str, path: Path, text: str) -> Iterator[AnnotationRow]:

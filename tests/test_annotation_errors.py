@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from datasets_scripts import MSRVTTQA, TGIFQA, ActivityNetQA, How2QA, load_videoqa
+from datasets_scripts.annotations import read_rows
 from modeling_siasamrea.video_io import write_video
 
 RELEASE = Path(__file__).parent / "fixtures" / "release"
@@ -103,6 +104,13 @@ def test_a_file_that_is_not_utf8_names_its_line(tmp_path):
         f.write('{"answer": "caf\xe9", "question": "q?", "video_id": "video7010"}\n'.encode("latin-1"))
     with pytest.raises(ValueError, match=r"train\.jsonl line 4: not UTF-8 text"):
         read(MSRVTTQA, data_dir, "train")
+
+
+def test_a_file_with_a_bom_that_is_not_utf8_names_the_line_and_byte_of_the_file(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b"\xef\xbb\xbfx,y\n1,2\n\xe9t\xe9,3\n")
+    with pytest.raises(ValueError, match=r"rows\.csv line 3: not UTF-8 text \(invalid continuation byte at byte 11\)"):
+        list(read_rows("test", path))
 
 
 # ---------------------------------------------------------------- How2QA's headerless csv
