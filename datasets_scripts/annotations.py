@@ -255,13 +255,13 @@ def _delimited_rows(dataset: str, path: Path, text: str, delimiter: str, columns
                                       f"{found or ', '.join(map(repr, fields[:8]))}")
             names = fields
             continue
+        while len(fields) > len(names) and not fields[-1].strip():  # trailing empty columns
+            fields.pop()
         if maybe_header is not None and len(fields) == len(names) and maybe_header(fields):
             logger.warning("%s: %s line %d read as a header row (%s)", dataset, path, start, ", ".join(fields))
             maybe_header = None
             continue
         maybe_header = None  # only the first row may be a header
-        while len(fields) > len(names) and not fields[-1].strip():  # trailing empty columns
-            fields.pop()
         if len(fields) != len(names):
             found = _found_delimiter(fields, delimiter)
             raise AnnotationError(dataset, path, f"line {start}", f"has {len(fields)} fields, expected {len(names)} "

@@ -147,6 +147,15 @@ def test_a_how2qa_header_row_is_recognised_by_its_content_and_logged(tmp_path, c
     assert [r["question_id"] for r in records] == ["fixtvid0001_1", "fixtvid0001_2", "fixtvid0002_3"]
 
 
+def test_a_how2qa_header_row_with_a_trailing_comma_is_recognised_as_a_header(tmp_path):
+    plain = read(How2QA, release_copy(tmp_path / "a", "how2qa"), "train")
+    data_dir = release_copy(tmp_path / "b", "how2qa")
+    path = data_dir / "how2QA_train_release.csv"
+    path.write_text("vid_id,timesteps,a1,a2,a3,question,answer,\n" + path.read_text())
+    records = read(How2QA, data_dir, "train")
+    assert [r["question"] for r in records] == [r["question"] for r in plain]
+
+
 # ---------------------------------------------------------------- TGIF-QA's original tsv
 
 
