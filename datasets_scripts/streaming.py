@@ -176,7 +176,7 @@ def _close_shard(tar: tarfile.TarFile, split_dir: Path, shard: dict) -> None:
     os.replace(split_dir / f".{file}.tmp", split_dir / file)
 
 
-def check_frames_options(frames: str, max_image_size: int | None, quality: int | None) -> None:
+def _check_frames_options(frames: str, max_image_size: int | None, quality: int | None) -> None:
     """``frames`` is one of :data:`FRAMES`; ``"jpeg"`` needs ``max_image_size``; ``max_image_size`` and ``quality``
     apply to ``"jpeg"`` only (``"source"`` stores the video files as they are)."""
     if frames not in FRAMES:
@@ -200,7 +200,7 @@ def pack_videoqa(name: str, data_dir: str | os.PathLike, output_dir: str | os.Pa
     probe and transcode the videos); return the index. The index's ``frames`` records what the samples hold: with
     ``frames="jpeg"`` the frame size and quality (default 90), and likewise with ``"source"`` from a folder ``siasamrea
     transcode`` wrote. The frame options are checked before any work."""
-    check_frames_options(frames, max_image_size, quality)
+    _check_frames_options(frames, max_image_size, quality)
     quality = _DEFAULT_QUALITY if quality is None else quality
     builder = get_builder(name, data_dir, config=config, cache_dir=cache_dir, **options)
     builder.download_and_prepare(num_proc=num_proc)
