@@ -13,6 +13,7 @@ blank lines are not rows, and a header row is skipped only when its content says
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -150,9 +151,10 @@ def _read_text(dataset: str, path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
+        start = error.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)  # counted after a BOM
+        line = data.count(b"\n", 0, start) + 1
         raise AnnotationError(dataset, path, f"line {line}", f"not UTF-8 text ({error.reason} at byte "
-                                                             f"{error.start}); save the file as UTF-8") from None
+                                                             f"{start}); save the file as UTF-8") from None
 
 
 def _jsonl_rows(dataset: str, path: Path, text: str) -> Iterator[AnnotationRow]:
@@ -188,8 +190,10 @@ def _json_array_rows(dataset: str, path: Path, text: str) -> Iterator[Annotation
     if text[position:position + 1] != "[":
         raise fail(position, "expected a JSON array of objects ([{...}, ...])")
     position, entry, line, counted = skip(position + 1), 0, 1, 0
-    if text[position:position + 1] == "]":
-        position = len(text)
+    if text[position:position + 1] == "]":  # an empty array: no rows, as an empty file
+        if text[skip(position + 1):]:
+            raise fail(position + 1, "not valid JSON: extra data after the array")
+        return
     while position < len(text):
         start = position
         try:
@@ -251,13 +255,13 @@ def _delimited_rows(dataset: str, path: Path, text: str, delimiter: str, columns
                                       f"{found or ', '.join(map(repr, fields[:8]))}")
             names = fields
             continue
+        while len(fields) > len(names) and not fields[-1].strip():  # trailing empty columns
+            fields.pop()
         if maybe_header is not None and len(fields) == len(names) and maybe_header(fields):
             logger.warning("%s: %s line %d read as a header row (%s)", dataset, path, start, ", ".join(fields))
             maybe_header = None
             continue
         maybe_header = None  # only the first row may be a header
-        while len(fields) > len(names) and not fields[-1].strip():  # trailing empty columns
-            fields.pop()
         if len(fields) != len(names):
             found = _found_delimiter(fields, delimiter)
             raise AnnotationError(dataset, path, f"line {start}", f"has {len(fields)} fields, expected {len(names)} "

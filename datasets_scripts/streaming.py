@@ -66,6 +66,7 @@ logger = logging.getLogger(__name__)
 INDEX_FILE = "siasamrea_shards.json"
 _FORMAT = 1
 FRAMES = ("source", "jpeg")  # what a sample's <key>.video holds: the video file, or its frames as JPEGs (an AVI)
+_DEFAULT_QUALITY = 90  # JPEG quality of --frames jpeg
 
 
 def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
@@ -91,7 +92,7 @@ def _video_bytes(task: tuple[str, str, int | None, int, int]) -> bytes | str:
 
 def pack_split(dataset: datasets.Dataset, split_dir: str | os.PathLike, data_dir: str | os.PathLike,
                max_shard_size: int | str = "1GB", num_shards: int | None = None, seed: int | None = 0,
-               frames: str = "source", max_image_size: int | None = None, quality: int = 90,
+               frames: str = "source", max_image_size: int | None = None, quality: int = _DEFAULT_QUALITY,
                num_proc: int | None = None) -> list[dict]:
     """Write one split of a prepared dataset (absolute ``video_path``, as ``load_videoqa`` returns it) as tar shards in
     ``split_dir``: one sample per video, its questions beside it (see the module docstring).
@@ -175,16 +176,32 @@ def _close_shard(tar: tarfile.TarFile, split_dir: Path, shard: dict) -> None:
     os.replace(split_dir / f".{file}.tmp", split_dir / file)
 
 
+def _check_frames_options(frames: str, max_image_size: int | None, quality: int | None) -> None:
+    """``frames`` is one of :data:`FRAMES`; ``"jpeg"`` needs ``max_image_size``; ``max_image_size`` and ``quality``
+    apply to ``"jpeg"`` only (``"source"`` stores the video files as they are)."""
+    if frames not in FRAMES:
+        raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
+    if frames == "jpeg" and max_image_size is None:
+        raise ValueError("--frames jpeg stores the frames at the model's size: give --max_image_size (e.g. 448)")
+    given = [f"--{name}" for name, value in (("max_image_size", max_image_size), ("quality", quality))
+             if value is not None]
+    if frames == "source" and given:
+        raise ValueError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to --frames jpeg; "
+                         "--frames source stores the video files as they are (drop it, or pass --frames jpeg)")
+
+
 def pack_videoqa(name: str, data_dir: str | os.PathLike, output_dir: str | os.PathLike, config: str | None = None,
                  splits: list[str] | None = None, max_shard_size: int | str = "1GB", num_shards: int | None = None,
                  seed: int | None = 0, cache_dir: str | os.PathLike | None = None, num_proc: int | None = None,
-                 frames: str = "source", max_image_size: int | None = None, quality: int = 90,
+                 frames: str = "source", max_image_size: int | None = None, quality: int | None = None,
                  **options: Any) -> Path:
     """Build a dataset from its folder (as ``load_videoqa``; ``options`` are builder options) and write ``splits``
     (default: all) as tar shards with their index into ``output_dir`` (see :func:`pack_split`; ``num_proc`` processes
     probe and transcode the videos); return the index. The index's ``frames`` records what the samples hold: with
-    ``frames="jpeg"`` the frame size and quality, and likewise with ``"source"`` from a folder ``siasamrea
-    transcode`` wrote."""
+    ``frames="jpeg"`` the frame size and quality (default 90), and likewise with ``"source"`` from a folder ``siasamrea
+    transcode`` wrote. The frame options are checked before any work."""
+    _check_frames_options(frames, max_image_size, quality)
+    quality = _DEFAULT_QUALITY if quality is None else quality
     builder = get_builder(name, data_dir, config=config, cache_dir=cache_dir, **options)
     builder.download_and_prepare(num_proc=num_proc)
     available = list(builder.info.splits or {})

@@ -14,9 +14,12 @@ same questions, labels, frame counts and How2QA windows, so a sampler draw selec
 :func:`~datasets_scripts.streaming.check_frame_size`), the JPEG quality, the bytes written per hour of video and the
 fidelity: each video's mean PSNR against its source decoded at the same size, over every 8th frame.
 
-A rerun skips the videos already written with the same settings (their manifest entry is fresh and their source
-unchanged), so an interrupted transcode continues where it stopped. A video that cannot be decoded is not written
-(its questions are then dropped by the builders as a missing video); it is logged and listed in the record.
+Each video is written under a temporary name and renamed when complete, then journaled (with its manifest entry) in
+OUT_DIR's ``.siasamrea_transcode.jsonl`` until the run finishes. A rerun with the same settings skips the videos
+already written (their manifest or journal entry is fresh and their source unchanged), so an interrupted transcode
+continues where it stopped; a rerun with other settings transcodes every video again. A video that cannot be decoded
+is not written (its questions are then dropped by the builders as a missing video); it is logged and listed in the
+record.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ _FORMAT = 1
 MIN_PSNR_DB = 35.0  # a video transcoded below this mean PSNR is reported
 _FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 _REPORT = 5
+_JOURNAL_FILE = ".siasamrea_transcode.jsonl"  # the settings, then one [output, manifest entry] per video written
 
 
 def read_frames_record(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -104,6 +108,9 @@ def _transcode_one(task: tuple[str, str, int, int, int]) -> tuple[str, dict[str,
     except VideoDecodeError as error:
         Path(tmp).unlink(missing_ok=True)
         return output, {"error": str(error)}
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # interrupted: no partial file left behind
+        raise
     os.replace(tmp, output)
     written = os.stat(output)
     return output, {"num_video_frames": result.num_video_frames, "fps": result.fps, "size": written.st_size,
@@ -119,6 +126,21 @@ def _unchanged(entry: dict[str, Any] | None, source: Path, output: Path) -> bool
     return entry.get("source_size") == stat.st_size and entry.get("source_mtime_ns") == stat.st_mtime_ns
 
 
+def _read_journal(output_dir: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{output: manifest entry}`` of the videos an unfinished run with ``settings`` wrote ({} for other settings);
+    a last line cut short by a crash is ignored."""
+    path = output_dir / _JOURNAL_FILE
+    values = []
+    for line in path.read_text(encoding="utf-8").splitlines() if path.is_file() else []:
+        try:
+            values.append(json.loads(line))
+        except json.JSONDecodeError:
+            values.append(None)
+    if not values or values[0] != settings:
+        return {}
+    return {str(output_dir / value[0]): value[1] for value in values[1:] if isinstance(value, list) and len(value) == 2}
+
+
 def transcode_dataset(data_dir: str | os.PathLike, output_dir: str | os.PathLike, max_image_size: int,
                       quality: int = 90, num_proc: int | None = None) -> Path:
     """Write ``data_dir`` into ``output_dir`` with its videos as JPEG frames at ``max_image_size`` (see the module
@@ -131,6 +153,8 @@ def transcode_dataset(data_dir: str | os.PathLike, output_dir: str | os.PathLike
     previous = read_frames_record(output_dir)
     same_settings = previous is not None and (previous["max_image_size"], previous["jpeg_quality"]) == (
         max_image_size, quality)
+    settings = {"format": _FORMAT, "max_image_size": max_image_size, "jpeg_quality": quality}
+    journaled = _read_journal(output_dir, settings)
     videos, files, links = _plan(data_dir, output_dir)
     if not videos:
         raise FileNotFoundError(f"{data_dir}: no video file ({', '.join(VideoQABuilder.VIDEO_EXTENSIONS)}) and no "
@@ -150,28 +174,44 @@ def transcode_dataset(data_dir: str | os.PathLike, output_dir: str | os.PathLike
     processes = max(1, num_proc or 1)
     for source, output in videos:
         output.parent.mkdir(parents=True, exist_ok=True)
-        old = manifests[_manifest_dir(output)].get(os.path.relpath(output, _manifest_dir(output)))
-        if _unchanged(old, source, output):
+        listed = manifests[_manifest_dir(output)].get(os.path.relpath(output, _manifest_dir(output)))
+        old = next((entry for entry in (listed, journaled.get(str(output))) if _unchanged(entry, source, output)), None)
+        if old is not None:
             entries[str(output)] = old
         else:
             todo.append((str(source), str(output), max_image_size, quality, decoder_threads(processes)))
-    with hf_tqdm(total=len(todo), desc="transcoding videos", unit=" videos") as bar:
+    if previous is not None and not same_settings:
+        (output_dir / FRAMES_FILE).unlink()  # it would describe the videos of other settings
+    journal_path = output_dir / _JOURNAL_FILE
+    tmp = output_dir / f"{_JOURNAL_FILE}.tmp{os.getpid()}"
+    tmp.write_text("".join(json.dumps(line) + "\n" for line in [settings, *(
+        [os.path.relpath(output, output_dir), entry] for output, entry in entries.items())]), encoding="utf-8")
+    os.replace(tmp, journal_path)
+    with hf_tqdm(total=len(todo), desc="transcoding videos", unit=" videos") as bar, journal_path.open(
+            "a", encoding="utf-8") as journal:
+
+        def done(output: str, entry: dict[str, Any]) -> None:
+            entries[output] = entry
+            if "error" not in entry:
+                journal.write(json.dumps([os.path.relpath(output, output_dir), entry]) + "\n")
+                journal.flush()
+            bar.update()
+
         if processes > 1 and len(todo) > 1:
             with multiprocessing.get_context().Pool(min(processes, len(todo))) as pool:
                 for output, entry in pool.imap_unordered(_transcode_one, todo):
-                    entries[output] = entry
-                    bar.update()
+                    done(output, entry)
         else:
             for task in todo:
-                output, entry = _transcode_one(task)
-                entries[output] = entry
-                bar.update()
+                done(*_transcode_one(task))
     sources = {str(output): source for source, output in videos}
     written = {output: entry for output, entry in entries.items() if "error" not in entry}
     unreadable = {str(sources[output].relative_to(data_dir)): entry["error"]
                   for output, entry in entries.items() if "error" in entry}
     _write_manifests(written, output_dir, links)
-    return _write_record(output_dir, data_dir, max_image_size, quality, written, unreadable, sources, len(todo))
+    record = _write_record(output_dir, data_dir, max_image_size, quality, written, unreadable, sources, len(todo))
+    journal_path.unlink()  # the manifests and the record hold it all now
+    return record
 
 
 def _write_manifests(written: dict[str, dict[str, Any]], output_dir: Path, links: list[tuple[Path, str]]) -> None:

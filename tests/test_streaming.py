@@ -168,6 +168,24 @@ def test_the_pack_command_and_streaming_errors(data_dir, tmp_path, capsys):
         load_videoqa("msrvtt_qa", tmp_path / "out", "val", streaming=True, answer_vocab_size=10)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--frames", "jpeg"], "--frames jpeg stores the frames at the model's size: give --max_image_size (e.g. 448)"),
+    (["--max_image_size", "448"], "--max_image_size applies to --frames jpeg; --frames source stores the video files"),
+    (["--frames", "source", "--max_image_size", "448", "--quality", "80"],
+     "--max_image_size and --quality apply to --frames jpeg"),
+])
+def test_pack_frame_options_that_do_not_fit_are_refused_before_any_work(data_dir, tmp_path, monkeypatch, capsys,
+                                                                       flags, message):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the dataset was built before the options were checked")
+
+    monkeypatch.setattr("datasets_scripts.streaming.get_builder", no_work)
+    assert main(["pack", "msrvtt_qa", str(data_dir), str(tmp_path / "out"), *flags]) == 2
+    assert f"siasamrea: error: {message}" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--quality applies to --frames jpeg"):
+        pack_videoqa("msrvtt_qa", data_dir, tmp_path / "out", quality=80)
+
+
 def test_pack_refuses_frame_folders(tmp_path):
     from PIL import Image
 

@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="source: the video files' bytes (default); jpeg: every frame as a JPEG at --max_image_size "
                            "(an AVI per video), which a training sample decodes ~10x faster")
     pack.add_argument("--max_image_size", type=int, help="--frames jpeg: the longer frame side (the model's, e.g. 448)")
-    pack.add_argument("--quality", type=int, default=90, help="--frames jpeg: JPEG quality (default 90)")
+    pack.add_argument("--quality", type=int, help="--frames jpeg: JPEG quality (default 90)")
 
     transcode = commands.add_parser(
         "transcode", help="copy a dataset folder with its videos stored as JPEG frames at the model's size",

@@ -758,8 +758,13 @@ def finish(
 
 def prepare_output_dir(args: SiaSamReaTrainingArguments) -> dict[str, float] | None:
     """Before training: the saved evaluation metrics (or {}) of a finished run in `output_dir`, which is not trained
-    again (logged); with `overwrite_output_dir`, the checkpoints and the finished state found there are removed."""
+    again (logged); with `overwrite_output_dir`, the checkpoints and the finished state found there are removed (not
+    with a `resume_from_checkpoint` inside `output_dir`: an error, raised before anything is removed)."""
     output_dir = Path(args.output_dir)
+    if args.overwrite_output_dir and args.resume_from_checkpoint and Path(
+            args.resume_from_checkpoint).resolve().is_relative_to(output_dir.resolve()):
+        raise ValueError(f"--resume_from_checkpoint {args.resume_from_checkpoint} is inside --output_dir "
+                         f"{args.output_dir}, which --overwrite_output_dir true clears first; pass one of the two")
     if args.overwrite_output_dir:
         with args.main_process_first(local=False, desc="clearing output_dir"):
             stale = [path for path in [*sorted(output_dir.glob("checkpoint-*")), output_dir / TRAINER_STATE]
