@@ -225,13 +225,13 @@ def test_processor_loads_image_processor_from_preprocessor_config(
     processor = SiaSamReaProcessor(SiaSamReaImageProcessor(max_image_size=16, **DETECTRON2), tokenizer)
     processor.save_pretrained(tmp_path)
     processor.image_processor.save_pretrained(tmp_path)  # preprocessor_config.json, as older folders hold it
+    (tmp_path / "video_preprocessor_config.json").unlink()  # saved before the video processor existed
     config_file = tmp_path / "processor_config.json"
     if layout == "no_processor_config":
         config_file.unlink()
-        (tmp_path / "video_preprocessor_config.json").unlink()
     else:
         processor_config = json.loads(config_file.read_text())
-        del processor_config["image_processor"]
+        del processor_config["image_processor"], processor_config["video_processor"]
         config_file.write_text(json.dumps(processor_config))
     reloaded = SiaSamReaProcessor.from_pretrained(tmp_path)
     assert reloaded.image_processor.to_dict() == processor.image_processor.to_dict()
