@@ -138,7 +138,8 @@ class SiaSamReaConfig(PreTrainedConfig):
             no W1, W2). `"eq5_anchor_init"`: Eq. 5 with W1 and W2 starting with weight 0.9 on the anchor. With W1
             uniform Eq. 5 weighs clip j by a column mean of Â, about 1/N when Â is near uniform (docs/design.md).
             `"smoothed_label"`: a control for studies, not a reading of the paper: Q = (1 − ε)·onehot(label) + ε/K
-            with ε = `siamese_label_smoothing`, a soft label that knows nothing beyond the label.
+            with ε = `siamese_label_smoothing`, a soft label that knows nothing beyond the label (tasks with classes
+            only, not the count task).
         siamese_label_smoothing (`float`, *optional*, defaults to 0.1):
             ε of `siamese_soft_label="smoothed_label"` (unused otherwise).
         siamese_propagation (`str`, *optional*, defaults to the preset's, `"one_step"` in `"paper"`):
@@ -353,6 +354,16 @@ class SiaSamReaConfig(PreTrainedConfig):
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if siamese_variant("siamese_soft_label", self.siamese_soft_label).needs_classes:
+            counts = [name for name in self.task_names if not self.task_type(name).has_classes]
+            if counts:
+                others = tuple(source for source, variant in SIAMESE_VARIANTS["siamese_soft_label"].items()
+                               if not variant.needs_classes)
+                raise ValueError(
+                    f"siamese_soft_label={self.siamese_soft_label!r} needs the labels of tasks with classes "
+                    f"(open-ended or multiple choice), not of the count task (task {', '.join(counts)}): set "
+                    f"siamese_soft_label to one of {others}"
+                )
 
     def validate_vision(self) -> None:
         """Raise a `ValueError` for a vision backbone outside `VISION_FAMILIES` or a vision setting outside its

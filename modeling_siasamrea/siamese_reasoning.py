@@ -206,6 +206,7 @@ class SoftLabelSource:
 
     build: Callable[["SiameseKnowledgeHead", torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
     uses_clip_weights: bool
+    needs_classes: bool = False  # Q is built from class labels: every task must have classes (`TaskType.has_classes`)
     anchor_init_weight: float | None = None  # W1, W2 start with this weight on the anchor (None: uniform)
 
 
@@ -223,7 +224,7 @@ SOFT_LABEL_SOURCES = {
     "eq5": SoftLabelSource(_eq5_soft_label, uses_clip_weights=True),  # Eq. 5, W1 and W2 start uniform
     "anchor_row": SoftLabelSource(_anchor_row_soft_label, uses_clip_weights=False),  # BAKE's per-sample soft label
     "eq5_anchor_init": SoftLabelSource(_eq5_soft_label, uses_clip_weights=True, anchor_init_weight=ANCHOR_INIT_WEIGHT),
-    "smoothed_label": SoftLabelSource(_smoothed_soft_label, uses_clip_weights=False),  # a study control
+    "smoothed_label": SoftLabelSource(_smoothed_soft_label, uses_clip_weights=False, needs_classes=True),  # a control
 }
 PROPAGATIONS = {"one_step": one_step_propagation, "closed_form": closed_form_propagation}
 SIAMESE_VARIANTS: dict[str, dict[str, Any]] = {
