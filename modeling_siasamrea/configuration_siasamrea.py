@@ -57,6 +57,9 @@ VISION_FAMILIES = {
     "timesformer": "video",
     "vivit": "video",
 }
+# video transformers whose position embeddings are built for their `num_frames`: they take clips of that length only
+# (TimeSformer's are resized)
+FIXED_CLIP_BACKBONES = ("videomae", "vivit")
 # image-text models whose vision tower is a supported backbone: their `vision_config` is the one to use
 VISION_TOWERS = {"clip": "clip_vision_model", "siglip": "siglip_vision_model", "siglip2": "siglip2_vision_model"}
 TEMPORAL_POOLINGS = ("mean", "concat")
@@ -97,7 +100,8 @@ class SiaSamReaConfig(PreTrainedConfig):
             Frames per clip B of the clip sampler (`sampling.py`), in training and in evaluation; `"auto"` grows them
             with the video length (5-16 frames, the paper's). The training script records the value it trained with,
             so the saved model answers with it. None (unset, as in configs saved before this field): a video
-            transformer backbone's clip length (`backbone_num_frames`), else the caller's default.
+            transformer backbone's clip length (`backbone_num_frames`), else the caller's default. VideoMAE and ViViT
+            take clips of their own `num_frames` only: any other value is rejected.
         siamese_preset (`str`, *optional*, defaults to `"structured"`):
             A named setting of the siamese objective (`SIAMESE_PRESETS`): it gives `siamese_loss_weight`,
             `siamese_clips_supervised`, `siamese_distillation_temperature`, `siamese_soft_label`,
@@ -397,6 +401,12 @@ class SiaSamReaConfig(PreTrainedConfig):
                 f"vision_trainable_layers must be None or >= 0, got {self.vision_trainable_layers}",
             ),
             (
+                self.fixed_clip_num_frames is None or self.num_frames in (None, self.fixed_clip_num_frames),
+                f"num_frames={self.num_frames!r}, but this {model_type} backbone takes clips of "
+                f"{self.fixed_clip_num_frames} frames (its num_frames) and no other: leave num_frames unset or set it "
+                f"to {self.fixed_clip_num_frames}",
+            ),
+            (
                 not (self.freeze_vision and self.vision_trainable_layers),
                 f"freeze_vision=True freezes every layer of the vision backbone, but vision_trainable_layers="
                 f"{self.vision_trainable_layers} asks to train some: set one of them",
@@ -415,6 +425,11 @@ class SiaSamReaConfig(PreTrainedConfig):
     def backbone_num_frames(self) -> int | None:
         """Frames per clip a video transformer backbone is built for (its `num_frames`); None for per-frame ones."""
         return self.vision_config.num_frames if self.vision_family == "video" else None
+
+    @property
+    def fixed_clip_num_frames(self) -> int | None:
+        """Frames per clip a backbone takes and no other (`FIXED_CLIP_BACKBONES`: its `num_frames`); None for any."""
+        return self.vision_config.num_frames if self.vision_config.model_type in FIXED_CLIP_BACKBONES else None
 
     def clip_num_frames(self, default: int | str = "auto") -> int | str:
         """Frames per clip this model samples: `num_frames`, else its video transformer backbone's clip length, else

@@ -329,8 +329,7 @@ class SiaSamReaVideoEncoder(nn.Module):
         if self.model_type == "timesformer" and vision_config.attention_type != "divided_space_time":
             raise ValueError(f"a TimeSformer backbone with attention_type={vision_config.attention_type!r} gives no "
                              "spatio-temporal tokens; use 'divided_space_time'")
-        # VideoMAE's and ViViT's position embeddings are built for their number of frames; TimeSformer's are resized
-        self.num_frames = None if self.model_type == "timesformer" else vision_config.num_frames
+        self.num_frames = config.fixed_clip_num_frames  # VideoMAE's, ViViT's; TimeSformer's embeddings are resized
         self.image_size = vision_config.image_size
         self.cls_token = config.vision_cls_token
 

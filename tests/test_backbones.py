@@ -160,6 +160,16 @@ def test_a_video_transformer_refuses_clips_of_another_length_than_it_was_built_f
     model_for("timesformer").eval().get_video_features(torch.rand(1, 4, 3, 32, 32))  # resizes its time embeddings
 
 
+@pytest.mark.parametrize("backbone", ["videomae", "vivit"])
+@pytest.mark.parametrize("num_frames", [4, "auto"])
+def test_the_config_rejects_a_num_frames_a_fixed_length_video_transformer_cannot_take(backbone, num_frames):
+    with pytest.raises(ValueError, match=rf"num_frames={num_frames!r}, but this {backbone} backbone takes clips of 2 "
+                                         "frames .* leave num_frames unset or set it to 2"):
+        tiny_config(backbone=backbone, num_frames=num_frames)
+    assert tiny_config(backbone=backbone, num_frames=2).clip_num_frames() == 2
+    assert tiny_config(backbone="timesformer", num_frames=4).clip_num_frames() == 4  # resizes its time embeddings
+
+
 # ---------------------------------------------------------------- training
 
 
