@@ -288,7 +288,8 @@ class SiaSamReaFrameEncoder(nn.Module):
         """Clips `(clips, frames, 3, H, W)` → the grid `(clips, frames, H/p, W/p, hidden_size)` of projected patch
         tokens (patch size p), the projected pooled token of every frame `(clips, frames, 1, hidden_size)` (with
         `vision_cls_token`), and the backbone's output with every frame's tokens of a clip in a row:
-        `last_hidden_state` `(clips, frames * tokens, vision hidden size)`, hidden states and attentions alike."""
+        `last_hidden_state` `(clips, frames * tokens, vision hidden size)` and hidden states alike; the attentions
+        stay per frame, `(clips * frames, heads, tokens, tokens)` (a frame attends only within itself)."""
         num_clips, num_frames, _, height, width = pixel_values.shape
         rows, cols = height // self.patch_size, width // self.patch_size
         outputs = self._run_backbone(pixel_values.flatten(0, 1), output_hidden_states=output_hidden_states,
@@ -461,7 +462,8 @@ class SiaSamReaModel(SiaSamReaPreTrainedModel):
         `video_embeds`; `last_hidden_state`, `hidden_states` (with `output_hidden_states`) and `attentions` (with
         `output_attentions`, ViT backbones): the vision backbone's, see the family's encoder (a ResNet's last feature
         map of every frame `(clips * frames, C, h, w)`; an image ViT's tokens of a clip's frames in a row
-        `(clips, frames * tokens, D)`; a video transformer's `(clips, tokens, D)`).
+        `(clips, frames * tokens, D)`, its attentions per frame `(clips * frames, heads, tokens, tokens)`; a video
+        transformer's `(clips, tokens, D)`).
         """
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states

@@ -153,6 +153,15 @@ def test_the_grid_holds_every_patch_token_of_the_backbone_in_its_place(backbone)
         torch.testing.assert_close(extra, pooled)
 
 
+def test_an_image_vit_gives_hidden_states_per_clip_and_attentions_per_frame():
+    config = tiny_config(backbone="siglip")
+    model = SiaSamReaForVideoQuestionAnswering._from_config(config, attn_implementation="eager").eval()
+    with torch.no_grad():
+        out = model.get_video_features(torch.rand(2, 3, 3, 32, 32), output_hidden_states=True, output_attentions=True)
+    assert out.last_hidden_state.shape == out.hidden_states[-1].shape == (2, 3 * 4, 16)  # 4 patches per frame
+    assert out.attentions[-1].shape == (2 * 3, 2, 4, 4)  # (clips * frames, heads, tokens, tokens)
+
+
 def test_a_video_transformer_refuses_clips_of_another_length_than_it_was_built_for():
     model = model_for("videomae").eval()
     with pytest.raises(ValueError, match="takes clips of 2 frames"):
