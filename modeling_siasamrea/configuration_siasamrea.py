@@ -177,7 +177,8 @@ class SiaSamReaConfig(PreTrainedConfig):
             style fine-tuning. The backbone then stores no activations for the backward pass.
         vision_trainable_layers (`int`, *optional*):
             Train only the last this many layers (blocks; a ResNet's stages) of the vision backbone and what follows
-            them (its final norm); the earlier ones and the embeddings are frozen. None: train all of them.
+            them (its final norm; with 0 only that); the earlier ones and the embeddings are frozen. None: train all of
+            them.
         max_grid_row_position_embeddings (`int`, *optional*, defaults to 100):
             Largest number of rows of visual tokens (frame height / 64 after the grid encoder's pooling).
         max_grid_col_position_embeddings (`int`, *optional*, defaults to 100):

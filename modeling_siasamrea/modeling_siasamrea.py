@@ -185,9 +185,10 @@ def freeze_backbone(backbone: PreTrainedModel, config: SiaSamReaConfig) -> None:
             raise ValueError(f"vision_trainable_layers={config.vision_trainable_layers}, but the vision backbone has "
                              f"{len(blocks)} layers")
         parameters = list(backbone.parameters())
-        trained = blocks[len(blocks) - config.vision_trainable_layers:]
-        first = next(iter(trained.parameters()), None)
-        start = len(parameters) if first is None else next(i for i, p in enumerate(parameters) if p is first)
+        position = {id(parameter): index for index, parameter in enumerate(parameters)}
+        frozen_blocks = list(blocks[: len(blocks) - config.vision_trainable_layers].parameters())
+        # the embeddings and the frozen blocks; the trained blocks and what follows them (the final norm) train
+        start = position[id(frozen_blocks[-1])] + 1 if frozen_blocks else position[id(next(blocks.parameters()))]
         frozen = parameters[:start]
     head = POOLING_HEADS.get(config.vision_config.model_type)
     if not config.vision_cls_token and head is not None:

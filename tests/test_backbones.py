@@ -247,6 +247,12 @@ def test_freeze_vision_and_vision_trainable_layers_choose_the_backbone_weights_t
     assert not any(name.startswith("head.") for name in _trainable(model_for("siglip", vision_cls_token=False)))
 
 
+@pytest.mark.parametrize("backbone", ["clip", "siglip"])
+def test_no_trainable_layer_keeps_what_follows_the_last_layer_trainable(backbone):
+    after = {"clip": {"post_layernorm"}, "siglip": {"post_layernorm", "head"}}[backbone]
+    assert {name.split(".")[0] for name in _trainable(model_for(backbone, vision_trainable_layers=0))} == after
+
+
 @pytest.mark.parametrize("backbone", ["resnet", "siglip", "videomae", "timesformer"])
 def test_sdpa_reaches_a_vit_backbone_that_supports_it_and_the_others_stay_eager(backbone):
     model = model_for(backbone)
