@@ -70,8 +70,9 @@ class SiaSamReaConfig(PreTrainedConfig):
     Configuration of a SiaSamRea model: a video encoder (ClipBERT's ResNet grid, or any supported vision backbone) and
     ClipBERT's multimodal transformer plus the siamese knowledge generation (SKG) and reasoning (SKR) training head of
     "Learning from Inside: Self-driven Siamese Sampling and Reasoning for Video Question Answering" (NeurIPS 2021).
-    Defaults follow §4.2 of the paper and `design-notes.md`; every reading of an ambiguous point of the paper is a
-    switch here.
+    Defaults follow §4.2 of the paper, except the siamese objective's default preset, `"structured"` rather than the
+    paper read literally (`docs/design.md`, "Presets"); every reading of an ambiguous point of the paper is a switch
+    here, and `docs/design.md` says how each is read.
 
     Args:
         vision_config (`dict` or `PreTrainedConfig`, *optional*):

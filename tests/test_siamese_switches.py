@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -247,6 +248,13 @@ def test_the_default_objective_is_the_structured_preset_without_clip_weights():
         "anchor_row", True, 0.3)
     model = SiaSamReaForVideoQuestionAnswering(tiny_config())
     assert not any("clip_weight" in name for name, _ in model.named_parameters())  # no W1, W2 to learn
+
+
+def test_the_config_docstring_points_at_documents_of_the_repository():
+    repository = Path(__file__).parents[1]
+    documents = re.findall(r"`([\w/.-]+\.md)`", SiaSamReaConfig.__doc__)
+    assert documents and all((repository / document).is_file() for document in documents), documents
+    assert '"Presets"' in SiaSamReaConfig.__doc__ and "\n## Presets" in (repository / "docs" / "design.md").read_text()
 
 
 def test_a_config_saved_before_presets_keeps_the_papers_objective():
