@@ -57,6 +57,9 @@ VISION_FAMILIES = {
     "timesformer": "video",
     "vivit": "video",
 }
+# video transformers whose position embeddings are built for their `num_frames`: they take clips of that length only
+# (TimeSformer's are resized)
+FIXED_CLIP_BACKBONES = ("videomae", "vivit")
 # image-text models whose vision tower is a supported backbone: their `vision_config` is the one to use
 VISION_TOWERS = {"clip": "clip_vision_model", "siglip": "siglip_vision_model", "siglip2": "siglip2_vision_model"}
 TEMPORAL_POOLINGS = ("mean", "concat")
@@ -67,8 +70,9 @@ class SiaSamReaConfig(PreTrainedConfig):
     Configuration of a SiaSamRea model: a video encoder (ClipBERT's ResNet grid, or any supported vision backbone) and
     ClipBERT's multimodal transformer plus the siamese knowledge generation (SKG) and reasoning (SKR) training head of
     "Learning from Inside: Self-driven Siamese Sampling and Reasoning for Video Question Answering" (NeurIPS 2021).
-    Defaults follow §4.2 of the paper and `design-notes.md`; every reading of an ambiguous point of the paper is a
-    switch here.
+    Defaults follow §4.2 of the paper, except the siamese objective's default preset, `"structured"` rather than the
+    paper read literally (`docs/design.md`, "Presets"); every reading of an ambiguous point of the paper is a switch
+    here, and `docs/design.md` says how each is read.
 
     Args:
         vision_config (`dict` or `PreTrainedConfig`, *optional*):
@@ -97,7 +101,8 @@ class SiaSamReaConfig(PreTrainedConfig):
             Frames per clip B of the clip sampler (`sampling.py`), in training and in evaluation; `"auto"` grows them
             with the video length (5-16 frames, the paper's). The training script records the value it trained with,
             so the saved model answers with it. None (unset, as in configs saved before this field): a video
-            transformer backbone's clip length (`backbone_num_frames`), else the caller's default.
+            transformer backbone's clip length (`backbone_num_frames`), else the caller's default. VideoMAE and ViViT
+            take clips of their own `num_frames` only: any other value is rejected.
         siamese_preset (`str`, *optional*, defaults to `"structured"`):
             A named setting of the siamese objective (`SIAMESE_PRESETS`): it gives `siamese_loss_weight`,
             `siamese_clips_supervised`, `siamese_distillation_temperature`, `siamese_soft_label`,
@@ -138,7 +143,8 @@ class SiaSamReaConfig(PreTrainedConfig):
             no W1, W2). `"eq5_anchor_init"`: Eq. 5 with W1 and W2 starting with weight 0.9 on the anchor. With W1
             uniform Eq. 5 weighs clip j by a column mean of Â, about 1/N when Â is near uniform (docs/design.md).
             `"smoothed_label"`: a control for studies, not a reading of the paper: Q = (1 − ε)·onehot(label) + ε/K
-            with ε = `siamese_label_smoothing`, a soft label that knows nothing beyond the label.
+            with ε = `siamese_label_smoothing`, a soft label that knows nothing beyond the label (tasks with classes
+            only, not the count task).
         siamese_label_smoothing (`float`, *optional*, defaults to 0.1):
             ε of `siamese_soft_label="smoothed_label"` (unused otherwise).
         siamese_propagation (`str`, *optional*, defaults to the preset's, `"one_step"` in `"paper"`):
@@ -172,7 +178,8 @@ class SiaSamReaConfig(PreTrainedConfig):
             style fine-tuning. The backbone then stores no activations for the backward pass.
         vision_trainable_layers (`int`, *optional*):
             Train only the last this many layers (blocks; a ResNet's stages) of the vision backbone and what follows
-            them (its final norm); the earlier ones and the embeddings are frozen. None: train all of them.
+            them (its final norm; with 0 only that); the earlier ones and the embeddings are frozen. None: train all of
+            them.
         max_grid_row_position_embeddings (`int`, *optional*, defaults to 100):
             Largest number of rows of visual tokens (frame height / 64 after the grid encoder's pooling).
         max_grid_col_position_embeddings (`int`, *optional*, defaults to 100):
@@ -353,6 +360,16 @@ class SiaSamReaConfig(PreTrainedConfig):
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        if siamese_variant("siamese_soft_label", self.siamese_soft_label).needs_classes:
+            counts = [name for name in self.task_names if not self.task_type(name).has_classes]
+            if counts:
+                others = tuple(source for source, variant in SIAMESE_VARIANTS["siamese_soft_label"].items()
+                               if not variant.needs_classes)
+                raise ValueError(
+                    f"siamese_soft_label={self.siamese_soft_label!r} needs the labels of tasks with classes "
+                    f"(open-ended or multiple choice), not of the count task (task {', '.join(counts)}): set "
+                    f"siamese_soft_label to one of {others}"
+                )
 
     def validate_vision(self) -> None:
         """Raise a `ValueError` for a vision backbone outside `VISION_FAMILIES` or a vision setting outside its
@@ -386,6 +403,12 @@ class SiaSamReaConfig(PreTrainedConfig):
                 f"vision_trainable_layers must be None or >= 0, got {self.vision_trainable_layers}",
             ),
             (
+                self.fixed_clip_num_frames is None or self.num_frames in (None, self.fixed_clip_num_frames),
+                f"num_frames={self.num_frames!r}, but this {model_type} backbone takes clips of "
+                f"{self.fixed_clip_num_frames} frames (its num_frames) and no other: leave num_frames unset or set it "
+                f"to {self.fixed_clip_num_frames}",
+            ),
+            (
                 not (self.freeze_vision and self.vision_trainable_layers),
                 f"freeze_vision=True freezes every layer of the vision backbone, but vision_trainable_layers="
                 f"{self.vision_trainable_layers} asks to train some: set one of them",
@@ -404,6 +427,11 @@ class SiaSamReaConfig(PreTrainedConfig):
     def backbone_num_frames(self) -> int | None:
         """Frames per clip a video transformer backbone is built for (its `num_frames`); None for per-frame ones."""
         return self.vision_config.num_frames if self.vision_family == "video" else None
+
+    @property
+    def fixed_clip_num_frames(self) -> int | None:
+        """Frames per clip a backbone takes and no other (`FIXED_CLIP_BACKBONES`: its `num_frames`); None for any."""
+        return self.vision_config.num_frames if self.vision_config.model_type in FIXED_CLIP_BACKBONES else None
 
     def clip_num_frames(self, default: int | str = "auto") -> int | str:
         """Frames per clip this model samples: `num_frames`, else its video transformer backbone's clip length, else

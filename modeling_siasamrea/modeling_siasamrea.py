@@ -185,9 +185,10 @@ def freeze_backbone(backbone: PreTrainedModel, config: SiaSamReaConfig) -> None:
             raise ValueError(f"vision_trainable_layers={config.vision_trainable_layers}, but the vision backbone has "
                              f"{len(blocks)} layers")
         parameters = list(backbone.parameters())
-        trained = blocks[len(blocks) - config.vision_trainable_layers:]
-        first = next(iter(trained.parameters()), None)
-        start = len(parameters) if first is None else next(i for i, p in enumerate(parameters) if p is first)
+        position = {id(parameter): index for index, parameter in enumerate(parameters)}
+        frozen_blocks = list(blocks[: len(blocks) - config.vision_trainable_layers].parameters())
+        # the embeddings and the frozen blocks; the trained blocks and what follows them (the final norm) train
+        start = position[id(frozen_blocks[-1])] + 1 if frozen_blocks else position[id(next(blocks.parameters()))]
         frozen = parameters[:start]
     head = POOLING_HEADS.get(config.vision_config.model_type)
     if not config.vision_cls_token and head is not None:
@@ -288,7 +289,8 @@ class SiaSamReaFrameEncoder(nn.Module):
         """Clips `(clips, frames, 3, H, W)` → the grid `(clips, frames, H/p, W/p, hidden_size)` of projected patch
         tokens (patch size p), the projected pooled token of every frame `(clips, frames, 1, hidden_size)` (with
         `vision_cls_token`), and the backbone's output with every frame's tokens of a clip in a row:
-        `last_hidden_state` `(clips, frames * tokens, vision hidden size)`, hidden states and attentions alike."""
+        `last_hidden_state` `(clips, frames * tokens, vision hidden size)` and hidden states alike; the attentions
+        stay per frame, `(clips * frames, heads, tokens, tokens)` (a frame attends only within itself)."""
         num_clips, num_frames, _, height, width = pixel_values.shape
         rows, cols = height // self.patch_size, width // self.patch_size
         outputs = self._run_backbone(pixel_values.flatten(0, 1), output_hidden_states=output_hidden_states,
@@ -329,8 +331,7 @@ class SiaSamReaVideoEncoder(nn.Module):
         if self.model_type == "timesformer" and vision_config.attention_type != "divided_space_time":
             raise ValueError(f"a TimeSformer backbone with attention_type={vision_config.attention_type!r} gives no "
                              "spatio-temporal tokens; use 'divided_space_time'")
-        # VideoMAE's and ViViT's position embeddings are built for their number of frames; TimeSformer's are resized
-        self.num_frames = None if self.model_type == "timesformer" else vision_config.num_frames
+        self.num_frames = config.fixed_clip_num_frames  # VideoMAE's, ViViT's; TimeSformer's embeddings are resized
         self.image_size = vision_config.image_size
         self.cls_token = config.vision_cls_token
 
@@ -462,7 +463,8 @@ class SiaSamReaModel(SiaSamReaPreTrainedModel):
         `video_embeds`; `last_hidden_state`, `hidden_states` (with `output_hidden_states`) and `attentions` (with
         `output_attentions`, ViT backbones): the vision backbone's, see the family's encoder (a ResNet's last feature
         map of every frame `(clips * frames, C, h, w)`; an image ViT's tokens of a clip's frames in a row
-        `(clips, frames * tokens, D)`; a video transformer's `(clips, tokens, D)`).
+        `(clips, frames * tokens, D)`, its attentions per frame `(clips * frames, heads, tokens, tokens)`; a video
+        transformer's `(clips, tokens, D)`).
         """
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states

@@ -74,12 +74,19 @@ class SiaSamReaProcessor(ProcessorMixin):
         """The frame and video processors with their concrete classes, from the nested configs of
         `processor_config.json` (the auto classes do not know these custom-code classes without
         `trust_remote_code`); a folder saved before the video processor existed has only the image processor's, and
-        the video processor is made from it. The tokenizer as the base class loads it."""
+        the video processor is made from it. A folder without a nested image processor config (no
+        `processor_config.json`, or one without the key) has it in `preprocessor_config.json`. The tokenizer as the
+        base class loads it."""
         processor_dict = dict(processor_dict)
         for name, processor_class in (("image_processor", SiaSamReaImageProcessor),
                                       ("video_processor", SiaSamReaVideoProcessor)):
             if kwargs.get(name) is None and isinstance(processor_dict.get(name), dict):
                 processor_dict[name] = processor_class.from_dict(processor_dict[name])  # built: the base skips it
+        if kwargs.get("image_processor") is None and processor_dict.get("image_processor") is None:
+            loading_kwargs = {key: value for key, value in kwargs.items() if not key.endswith("_processor")}
+            processor_dict["image_processor"] = SiaSamReaImageProcessor.from_pretrained(
+                pretrained_model_name_or_path, **loading_kwargs
+            )
         if processor_dict.get("video_processor") is None and kwargs.get("video_processor") is None:
             image_processor = kwargs.get("image_processor") or processor_dict["image_processor"]
             processor_dict["video_processor"] = SiaSamReaVideoProcessor.from_image_processor(image_processor)

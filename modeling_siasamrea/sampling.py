@@ -195,11 +195,13 @@ def clip_sampler_from_config(config: Any, train: bool, **overrides: Any) -> Clip
     """The clip sampler of a model or a video processor: in training a `SiameseSampler` (the anchor and
     ``num_siamese_clips`` siamese clips), else the `UniformClipSampler` of evaluation.
 
-    ``config`` is anything with ``num_frames`` (None: "auto") and ``num_siamese_clips``: a ``SiaSamReaConfig`` or a
+    ``config`` is anything with ``num_frames`` (None: "auto") and ``num_siamese_clips``: a ``SiaSamReaConfig`` (whose
+    unset ``num_frames`` is its video transformer backbone's clip length, ``clip_num_frames``) or a
     ``SiaSamReaVideoProcessor``. ``overrides`` that are not None replace those two and may set ``min_frames``,
     ``max_frames`` and (training only) ``pace``.
     """
-    settings = {"num_frames": config.num_frames, "num_siamese_clips": config.num_siamese_clips}
+    num_frames = config.clip_num_frames() if hasattr(config, "clip_num_frames") else config.num_frames
+    settings = {"num_frames": num_frames, "num_siamese_clips": config.num_siamese_clips}
     settings.update({name: value for name, value in overrides.items() if value is not None})
     num_frames, num_siamese_clips = settings.pop("num_frames"), settings.pop("num_siamese_clips")
     num_frames = "auto" if num_frames is None else num_frames

@@ -202,10 +202,13 @@ def _smoothed_soft_label(head: "SiameseKnowledgeHead", knowledge: torch.Tensor, 
 
 @dataclass(frozen=True)
 class SoftLabelSource:
-    """A value of `siamese_soft_label`: how Q is built, and whether (and from where) it weighs the clips by W1, W2."""
+    """A value of `siamese_soft_label`: how Q is built, whether it depends on Â, and whether (and from where) it
+    weighs the clips by W1, W2."""
 
     build: Callable[["SiameseKnowledgeHead", torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
     uses_clip_weights: bool
+    uses_knowledge: bool = True  # Q depends on Â, i.e. F (`siamese_projection`) can learn from it
+    needs_classes: bool = False  # Q is built from class labels: every task must have classes (`TaskType.has_classes`)
     anchor_init_weight: float | None = None  # W1, W2 start with this weight on the anchor (None: uniform)
 
 
@@ -223,7 +226,9 @@ SOFT_LABEL_SOURCES = {
     "eq5": SoftLabelSource(_eq5_soft_label, uses_clip_weights=True),  # Eq. 5, W1 and W2 start uniform
     "anchor_row": SoftLabelSource(_anchor_row_soft_label, uses_clip_weights=False),  # BAKE's per-sample soft label
     "eq5_anchor_init": SoftLabelSource(_eq5_soft_label, uses_clip_weights=True, anchor_init_weight=ANCHOR_INIT_WEIGHT),
-    "smoothed_label": SoftLabelSource(_smoothed_soft_label, uses_clip_weights=False),  # a study control
+    "smoothed_label": SoftLabelSource(  # a study control
+        _smoothed_soft_label, uses_clip_weights=False, uses_knowledge=False, needs_classes=True
+    ),
 }
 PROPAGATIONS = {"one_step": one_step_propagation, "closed_form": closed_form_propagation}
 SIAMESE_VARIANTS: dict[str, dict[str, Any]] = {
@@ -263,11 +268,13 @@ class SiameseKnowledgeHead(nn.Module):
         # Only parameters that take part in the loss are created: DDP without `find_unused_parameters` (what the
         # Trainer uses with activation checkpointing) fails on a parameter that never gets a gradient.
         siamese = config.num_clips > 1
-        uses_projection = siamese and config.siamese_projection and self.knowledge_source.compares_clips
+        uses_projection = (siamese and config.siamese_projection and self.knowledge_source.compares_clips
+                           and self.soft_label_source.uses_knowledge)
         if config.siamese_projection and not uses_projection:
-            logger.warning("siamese_projection is ignored: F of Eq. 1 only acts on the similarities of siamese clips "
-                           "(num_siamese_clips=%d, siamese_knowledge=%r)", config.num_siamese_clips,
-                           config.siamese_knowledge)
+            logger.warning("siamese_projection is ignored: F of Eq. 1 only acts on the similarities of siamese clips, "
+                           "through a soft label built from them (num_siamese_clips=%d, siamese_knowledge=%r, "
+                           "siamese_soft_label=%r)", config.num_siamese_clips, config.siamese_knowledge,
+                           config.siamese_soft_label)
         self.projection = nn.Linear(config.hidden_size, config.hidden_size) if uses_projection else None
         if config.learnable_clip_weights and siamese and self.soft_label_source.uses_clip_weights:
             self.clip_weight_logits = nn.Parameter(torch.zeros(2, config.num_clips))

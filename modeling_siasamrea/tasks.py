@@ -78,6 +78,7 @@ class TaskType:
     greater_is_better: ClassVar[bool] = True
     takes_choices: ClassVar[bool] = False  # one text per choice: input_ids (batch, num_choices, L)
     has_vocabulary: ClassVar[bool] = False  # answers are classes of a fixed vocabulary (the head has one per answer)
+    has_classes: ClassVar[bool] = True  # the scores are per class (answer or choice): P is a distribution over them
     label_column: ClassVar[str] = "label"  # the dataset column that holds a row's label
     label_dtype: ClassVar[str] = "int64"  # its dtype (a `datasets.Value` dtype), also of the metric's references
     # a question whose video cannot be read enters the metric, counted wrong (False: it is left out of the metric)
@@ -234,6 +235,7 @@ class Count(TaskType):
     metric = "count_mse"
     metric_for_best_model = "mse"
     greater_is_better = False
+    has_classes = False
     label_column = "count"
     label_dtype = "float32"
     unreadable_counted_wrong = False  # a count has no wrong class to count it as: left out of the MSE

@@ -683,6 +683,8 @@ def transcode_video(video: VideoInput, output: str | os.PathLike | IO[bytes], ma
 
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in [1, 100], got {quality}")
+    if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
+        raise ValueError(f"check_every must be a positive int (check every check_every-th frame), got {check_every!r}")
     source = _open(video, max_size=max_size, num_threads=num_threads, backend=backend)
     rate = Fraction(source.fps).limit_denominator(1 << 16) if source.fps else Fraction(25)
     count, checked, size = 0, [], (0, 0)

@@ -153,11 +153,30 @@ def test_the_grid_holds_every_patch_token_of_the_backbone_in_its_place(backbone)
         torch.testing.assert_close(extra, pooled)
 
 
+def test_an_image_vit_gives_hidden_states_per_clip_and_attentions_per_frame():
+    config = tiny_config(backbone="siglip")
+    model = SiaSamReaForVideoQuestionAnswering._from_config(config, attn_implementation="eager").eval()
+    with torch.no_grad():
+        out = model.get_video_features(torch.rand(2, 3, 3, 32, 32), output_hidden_states=True, output_attentions=True)
+    assert out.last_hidden_state.shape == out.hidden_states[-1].shape == (2, 3 * 4, 16)  # 4 patches per frame
+    assert out.attentions[-1].shape == (2 * 3, 2, 4, 4)  # (clips * frames, heads, tokens, tokens)
+
+
 def test_a_video_transformer_refuses_clips_of_another_length_than_it_was_built_for():
     model = model_for("videomae").eval()
     with pytest.raises(ValueError, match="takes clips of 2 frames"):
         model.get_video_features(torch.rand(1, 4, 3, 32, 32))
     model_for("timesformer").eval().get_video_features(torch.rand(1, 4, 3, 32, 32))  # resizes its time embeddings
+
+
+@pytest.mark.parametrize("backbone", ["videomae", "vivit"])
+@pytest.mark.parametrize("num_frames", [4, "auto"])
+def test_the_config_rejects_a_num_frames_a_fixed_length_video_transformer_cannot_take(backbone, num_frames):
+    with pytest.raises(ValueError, match=rf"num_frames={num_frames!r}, but this {backbone} backbone takes clips of 2 "
+                                         "frames .* leave num_frames unset or set it to 2"):
+        tiny_config(backbone=backbone, num_frames=num_frames)
+    assert tiny_config(backbone=backbone, num_frames=2).clip_num_frames() == 2
+    assert tiny_config(backbone="timesformer", num_frames=4).clip_num_frames() == 4  # resizes its time embeddings
 
 
 # ---------------------------------------------------------------- training
@@ -226,6 +245,12 @@ def test_freeze_vision_and_vision_trainable_layers_choose_the_backbone_weights_t
         model_for("siglip", vision_trainable_layers=3)
     # without its pooled token, SigLIP's attention-pooling head computes nothing the model uses: frozen
     assert not any(name.startswith("head.") for name in _trainable(model_for("siglip", vision_cls_token=False)))
+
+
+@pytest.mark.parametrize("backbone", ["clip", "siglip"])
+def test_no_trainable_layer_keeps_what_follows_the_last_layer_trainable(backbone):
+    after = {"clip": {"post_layernorm"}, "siglip": {"post_layernorm", "head"}}[backbone]
+    assert {name.split(".")[0] for name in _trainable(model_for(backbone, vision_trainable_layers=0))} == after
 
 
 @pytest.mark.parametrize("backbone", ["resnet", "siglip", "videomae", "timesformer"])

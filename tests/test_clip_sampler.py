@@ -81,6 +81,16 @@ def test_factory_builds_the_siamese_sampler_for_training_and_the_uniform_one_for
     assert clip_sampler_from_config(SiaSamReaConfig(num_answers=3), train=False).num_frames == "auto"  # unset
 
 
+def test_factory_takes_the_clip_length_of_a_video_backbone_when_num_frames_is_unset():
+    videomae = dict(model_type="videomae", image_size=32, patch_size=16, num_frames=4, tubelet_size=2, hidden_size=16,
+                    intermediate_size=32, num_hidden_layers=2, num_attention_heads=2)
+    config = SiaSamReaConfig(num_answers=3, vision_config=videomae)
+    assert config.num_frames is None
+    evaluation = clip_sampler_from_config(config, train=False)
+    assert evaluation.num_frames == 4 and evaluation.sample(100).shape == (1, 4)
+    assert clip_sampler_from_config(config, train=True).num_frames == 4
+
+
 def test_video_processor_samples_through_the_factory():
     processor = SiaSamReaVideoProcessor(num_frames=4, num_siamese_clips=2, pace=3)
     assert repr(processor.sampler(training=True)) == repr(clip_sampler_from_config(processor, train=True, pace=3))

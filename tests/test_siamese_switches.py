@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,16 @@ def test_anchor_row_with_projection_trains_the_projection_from_the_ground_truth(
     assert out.loss_clip_weights is not None and model.siamese_head.projection.weight.grad.abs().sum() > 0
 
 
+def test_smoothed_label_with_projection_creates_no_projection_and_no_ground_truth_term():
+    model, _, out = _forward(siamese_soft_label="smoothed_label", siamese_projection=True)
+    assert model.siamese_head.projection is None and out.loss_clip_weights is None
+    out.loss.backward()
+    unused = [name for name, parameter in model.named_parameters() if name.startswith("siamese_head.")
+              and parameter.requires_grad and parameter.grad is None]
+    assert not unused
+    torch.testing.assert_close(out.loss, out.loss_gt + model.config.siamese_loss_weight * out.loss_siamese)
+
+
 def test_anchor_init_starts_w1_and_w2_on_the_anchor_and_learns_them():
     model, _, out = _forward(siamese_soft_label="eq5_anchor_init")
     w1, w2 = model.siamese_head.clip_weights()
@@ -237,6 +248,13 @@ def test_the_default_objective_is_the_structured_preset_without_clip_weights():
         "anchor_row", True, 0.3)
     model = SiaSamReaForVideoQuestionAnswering(tiny_config())
     assert not any("clip_weight" in name for name, _ in model.named_parameters())  # no W1, W2 to learn
+
+
+def test_the_config_docstring_points_at_documents_of_the_repository():
+    repository = Path(__file__).parents[1]
+    documents = re.findall(r"`([\w/.-]+\.md)`", SiaSamReaConfig.__doc__)
+    assert documents and all((repository / document).is_file() for document in documents), documents
+    assert '"Presets"' in SiaSamReaConfig.__doc__ and "\n## Presets" in (repository / "docs" / "design.md").read_text()
 
 
 def test_a_config_saved_before_presets_keeps_the_papers_objective():
