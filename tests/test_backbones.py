@@ -337,6 +337,19 @@ def synthetic_dir(tmp_path_factory) -> Path:
     return make_synthetic_videoqa(tmp_path_factory.mktemp("synthetic"), num_videos=10, seed=4)
 
 
+def test_the_training_script_refuses_a_num_frames_the_video_transformer_cannot_take_before_training(
+        synthetic_dir, tmp_path):
+    from training import run_videoqa
+
+    model_config = {"vision_config": TINY_BACKBONES["videomae"], "text_config": {**TINY_TEXT, "vocab_size": 30522}}
+    clip = TINY_BACKBONES["videomae"]["num_frames"]
+    with pytest.raises(ValueError, match=rf"num_frames=4, but this videomae backbone takes clips of {clip} frames"):
+        run_videoqa.main([str(REPO / "training" / "configs" / "synthetic.yaml"), "--data_dir", str(synthetic_dir),
+                          "--output_dir", str(tmp_path / "run"), "--model_config", json.dumps(model_config),
+                          "--num_frames", "4", "--max_image_size", "32", "--use_cpu", "true"])
+    assert not any((tmp_path / "run").glob("checkpoint-*"))
+
+
 @pytest.fixture(scope="module")
 def ddp_runs(synthetic_dir, tmp_path_factory) -> dict[str, tuple[Path, list[dict]]]:
     """For an image ViT (SigLIP) and a video transformer (VideoMAE): the msrvtt_qa.yaml settings (activation

@@ -639,6 +639,7 @@ def prepare_model(
     model = build_model(model_args, data_tasks(data_args, training_args.do_train), data_task=data_args.task)
     config = model.config
     config.num_frames = data_args.frames(config)  # every checkpoint (and the final folder) answers with these
+    config.validate_vision()  # a fixed-length video transformer takes its own clip length only
     if training_args.do_train and config.num_siamese_clips:
         logger.warning("siamese objective: preset %r (%s)", config.siamese_preset, ", ".join(
             f"{name}={getattr(config, name)!r}" for name in PRESET_FIELDS))
