@@ -105,10 +105,7 @@ def pack_split(dataset: datasets.Dataset, split_dir: str | os.PathLike, data_dir
     ``seed`` shuffles the videos before (None keeps the dataset's order). Returns ``[{"file", "num_videos",
     "num_examples", "num_bytes", "unreadable"}]`` per shard.
     """
-    if frames not in FRAMES:
-        raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
-    if frames == "jpeg" and max_image_size is None:
-        raise ValueError("--frames jpeg stores the frames at the model's size: give --max_image_size (e.g. 448)")
+    _check_frames_options(frames, max_image_size, quality if frames == "jpeg" else None)
     split_dir = Path(split_dir)
     by_video: dict[str, list[int]] = {}
     for row, path in enumerate(dataset["video_path"]):
